@@ -87,6 +87,11 @@ class ALFWorldEnv(gym.Env[str, str]):
     - ``anchor_state`` (str): observation + ``"\\n"`` + the sorted admissible actions joined by
       ``"\\n"``: equal strings mean equal environment states, for GiGPO's step groups.
 
+    ## Tasks and data
+    ``task_ids`` (canonical order) and ``task_uids`` (their content ids, what task panels list,
+    :mod:`envs.panels`); ``data_fingerprint()`` hashes the games played (relative paths and file
+    contents) for the run's ``fingerprint.json``; ``prepare_engine()`` says which engine runs.
+
     ## Arguments
     See :class:`ALFWorldConfig`: ``split``, ``task_types``, ``max_steps`` (default 50), ``engine``,
     ``cache_size``, ``data_dir``; plus ``render_mode`` (``"ansi"`` or ``"human"``).

@@ -55,6 +55,10 @@ class WebShopEnv(gym.Env):
     **Reward, episode end.** The purchase score in [0, 1] at ``click[buy now]`` (which terminates),
     else 0. ``truncated`` when ``max_steps`` (default 15) steps pass without a purchase.
 
+    **Tasks and data.** ``task_uids`` are the content ids of ``task_ids`` (what task panels list,
+    :mod:`envs.panels`); ``data_fingerprint()`` hashes the catalog files, the goal list and the
+    split's tasks for the run's ``fingerprint.json``.
+
     **Info keys.** ``admissible_actions`` (concrete valid actions; ``search[<query>]`` stands for any
     search), ``available_actions`` (the original's ``{'has_search_bar', 'clickables'}``), ``task_id``
     (the goal index, as str), ``task_uid`` (content hash), ``task_type`` (product category), ``task``
