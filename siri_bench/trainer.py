@@ -57,7 +57,8 @@ def make_env_pool(cfg: ExperimentConfig, split: str, num_envs: int) -> Any:
 
     backend = "inline" if cfg.env.workers == 1 else cfg.env.worker_backend
     return EnvPool(cfg.env.id, env_pool_kwargs(cfg, split), num_envs, workers=min(cfg.env.workers, num_envs),
-                   backend=backend, timeout_s=cfg.env.step_timeout_s, recycle_after=cfg.env.recycle_workers_after)
+                   backend=backend, timeout_s=cfg.env.step_timeout_s, reset_timeout_s=cfg.env.reset_timeout_s,
+                   recycle_after=cfg.env.recycle_workers_after)
 
 
 @dataclass
