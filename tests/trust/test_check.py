@@ -20,10 +20,15 @@ class SeedIgnoringEnv(ToyTextEnv):
 
 
 class UnseededEnv(ToyTextEnv):
-    """Draws the task from an unseeded generator: the same seed gives different tasks."""
+    """Takes its task from state shared by all copies instead of the seed (like an unseeded global
+    generator): the same seed gives a different task on every reset. (A truly random draw would
+    match by chance in 1 of 4 resets, and the test would be flaky.)"""
 
-    def __init__(self) -> None:
-        super().__init__(ignore_seed=True)
+    draws = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        UnseededEnv.draws += 1
+        return super().reset(seed=seed, options=options or {"task_id": TASKS[UnseededEnv.draws % len(TASKS)]})
 
 
 class DriftingEnv(ToyTextEnv):
