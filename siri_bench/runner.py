@@ -33,7 +33,9 @@ def execute_run(spec: RunSpec, *, restart: bool = False) -> RunDir:
     as Ray actors inside a ``--backend ray`` task); under an outside launcher (``accelerate launch``,
     ``torchrun``) this process is one of them (:mod:`siri_bench.distributed.launch`)."""
     from siri_bench.distributed.launch import execute_launched, launch_mode
+    from siri_bench.distributed.parallel import check_strategy
 
+    check_strategy(spec.config)
     mode = launch_mode(spec.config)
     if mode == "outside":
         return execute_launched(spec, lambda: _prepare_run_dir(spec, restart))

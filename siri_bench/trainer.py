@@ -63,8 +63,9 @@ def make_env_pool(cfg: ExperimentConfig, split: str, num_envs: int, dist: DistCo
     options = None
     if backend != "inline" and dist.placement == "ray":
         backend, options = "ray", {"num_cpus": cfg.resources.env_worker_cpus}
-    workers = dist.share(cfg.env.workers)
-    return EnvPool(cfg.env.id, env_pool_kwargs(cfg, split), num_envs, workers=min(workers, num_envs),
+    workers = min(dist.share(cfg.env.workers), num_envs)
+    log.info("env pool %s: %d env(s) on %d %s worker(s)", split, num_envs, workers, backend)
+    return EnvPool(cfg.env.id, env_pool_kwargs(cfg, split), num_envs, workers=workers,
                    backend=backend, timeout_s=cfg.env.step_timeout_s, ray_actor_options=options)
 
 

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 WORKER_ENV = "SIRI_BENCH_TRAINER_RANK"
 #: Set by ``siri-bench run --backend ray`` in its Ray tasks: place trainer processes on Ray.
 PLACEMENT_ENV = "SIRI_BENCH_PLACEMENT"
+#: ``module:function`` called first in every trainer process that siri-bench starts (tests use it to
+#: install stand-ins or interruptions in processes they cannot reach otherwise).
+SETUP_ENV = "SIRI_BENCH_PROCESS_SETUP"
 
 
 class TrainerProcessError(RuntimeError):
@@ -122,31 +125,47 @@ def close_distributed() -> None:
 
 
 def run_rank(spec: Any, run_dir: Any, dist: DistContext) -> None:
-    """Run one rank of ``spec`` (process 0 logs into the run's log.txt, the others only warnings)."""
+    """Run one rank of ``spec`` (process 0 logs into the run's log.txt, the others only warnings;
+    a failure is logged there by the process it happened in)."""
     from siri_bench.logs import run_log_file
     from siri_bench.trainer import run_training
 
     if dist.is_main:
         with run_log_file(run_dir.log_path):
-            run_training(spec, run_dir, dist=dist)
+            _logged(lambda: run_training(spec, run_dir, dist=dist), dist.rank)
         return
     handler = logging.FileHandler(run_dir.log_path, encoding="utf-8")
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [process {dist.rank}] %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
-        run_training(spec, run_dir, dist=dist)
+        _logged(lambda: run_training(spec, run_dir, dist=dist), dist.rank)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
 
 
-def _report_failure(errors: Path | None, rank: int, exc: BaseException) -> None:
-    """Log the failure (into the run log) and leave it for the launching process."""
+def _logged(fn: Any, rank: int) -> None:
+    """``fn()``; a failure is logged (while the run log is attached) and raised again."""
+    try:
+        fn()
+    except BaseException as exc:
+        _log_failure(rank, exc)
+        exc._siri_bench_logged = True  # type: ignore[attr-defined]
+        raise
+
+
+def _log_failure(rank: int, exc: BaseException) -> None:
     if isinstance(exc, SiriBenchError):
         log.error("process %d: %s", rank, exc)
     else:
-        log.error("process %d failed:\n%s", rank, traceback.format_exc())
+        log.error("process %d failed:\n%s", rank, "".join(traceback.format_exception(exc)))
+
+
+def _report_failure(errors: Path | None, rank: int, exc: BaseException) -> None:
+    """Log the failure (unless logged already) and leave it for the launching process."""
+    if not getattr(exc, "_siri_bench_logged", False):
+        _log_failure(rank, exc)
     if errors is None:
         return
     payload: dict[str, Any] = {"rank": rank, "type": type(exc).__name__, "message": str(exc)}
@@ -224,6 +243,7 @@ def _local_worker(rank: int, world_size: int, port: int, parent_pid: int, spec: 
     setup_logging(quiet=quiet or rank != 0)
     errors = Path(errors_path)
     try:
+        setup = setup or os.environ.get(SETUP_ENV)
         if setup:
             _call_dotted(setup)
         dist = init_distributed(spec.config)

@@ -279,14 +279,23 @@ class FSDPEngine:
         return ConsolidatedPolicy(policy, weights), ConsolidatedOptimizer(name_to_index_state(state, self.names))
 
 
+def check_strategy(config: Any) -> None:
+    """Refuse, before any process starts, a multi-process config that the strategy cannot serve."""
+    if config.train.processes > 1 and config.train.strategy == "fsdp":
+        from siri_bench.registry import ALGORITHMS
+
+        _check_fsdp_config(config, ALGORITHMS.get(config.algorithm_name))
+
+
 def _check_fsdp_config(config: Any, algorithm: Any) -> None:
-    """What FSDP's equal-collective rule cannot serve, refused before anything is sharded."""
+    """What FSDP's equal-collective rule cannot serve (``algorithm``: an instance or its class)."""
     if config.policy.action_mode != "generate":
         raise ConfigError("train.strategy = 'fsdp' supports policy.action_mode = 'generate' only (score mode runs a "
                           "number of forward passes per step that differs between processes); use train.strategy ddp")
     if algorithm is not None:
         from algorithms.base import Algorithm
 
-        if type(algorithm).loss_terms is not Algorithm.loss_terms:
+        cls = algorithm if isinstance(algorithm, type) else type(algorithm)
+        if cls.loss_terms is not Algorithm.loss_terms:
             raise ConfigError(f"train.strategy = 'fsdp': algorithm {config.algorithm_name!r} adds loss terms with "
                               "forward passes of their own, which FSDP cannot pad; use train.strategy ddp")
