@@ -176,6 +176,9 @@ class ResourcesConfig(StrictModel):
     """Where the processes of a run go: Ray resources (``siri-bench run --backend ray``) and collective
     timeouts. None of this changes what a run computes (see :data:`SCALE_KEYS`)."""
 
+    gpu_memory_gib: float | None = Field(None, gt=0, description="memory of each GPU this config was sized for "
+                                         "(GiB; an 80 GB H100 or A100 is 80): `siri-bench plan-compute` checks "
+                                         "the estimated peak against it, and the vLLM pool is a fraction of it")
     trainer_cpus: float = Field(1.0, gt=0, description="Ray CPUs per trainer process")
     trainer_gpus: float | None = Field(None, ge=0, description="Ray GPUs per trainer process (None: 1 when the "
                                        "policy runs on a GPU (device cuda, or the vllm back end), else 0)")

@@ -8,6 +8,7 @@ COMMANDS: tuple[str, ...] = (
     "eval",
     "report",
     "plan",
+    "plan_compute",
     "envs",
     "algos",
     "data",

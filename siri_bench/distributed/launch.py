@@ -102,6 +102,11 @@ def init_distributed(config: Any, *, where: str = "local") -> DistContext:
     from accelerate.utils import InitProcessGroupKwargs
 
     timeout = timedelta(seconds=float(config.resources.collective_timeout_s))
+    if uses_gpu(config):
+        import torch
+
+        # process r computes on its node's GPU LOCAL_RANK: policy.device "cuda"/"auto" means the current one
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     accelerator = Accelerator(cpu=not uses_gpu(config), kwargs_handlers=[InitProcessGroupKwargs(timeout=timeout)])
     object_group = None
     import torch.distributed as tdist

@@ -281,6 +281,10 @@ class FSDPEngine:
 
 def check_strategy(config: Any) -> None:
     """Refuse, before any process starts, a multi-process config that the strategy cannot serve."""
+    device = str(config.policy.device)
+    if config.train.processes > 1 and device.startswith("cuda:"):
+        raise ConfigError(f"policy.device = {device!r} with train.processes = {config.train.processes}: every "
+                          "process needs its own GPU; use policy.device cuda (process r takes its node's GPU r)")
     if config.train.processes > 1 and config.train.strategy == "fsdp":
         from siri_bench.registry import ALGORITHMS
 
