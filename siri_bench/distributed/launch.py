@@ -83,9 +83,11 @@ def launch_mode(config: Any) -> str:
 def uses_gpu(config: Any) -> bool:
     """Whether the run's policy computes on GPUs (and its process group uses NCCL)."""
     device = str(config.policy.device)
-    if config.policy.backend == "vllm" or device.startswith("cuda"):
+    if device.startswith("cuda"):
         return True
-    if device == "auto":
+    if device == "auto":                     # as siri_bench.policy.build_policy resolves it
+        if config.policy.backend == "vllm":
+            return True
         import torch
 
         return torch.cuda.is_available()
