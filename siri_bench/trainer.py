@@ -234,7 +234,10 @@ def train(ctx: RunContext) -> int:
     second of the whole iteration), ``env/steps_per_s`` (env steps per rollout second),
     ``rollout/completion_tokens_per_s``, ``train/logprob_diff`` (recomputed vs sampling-time
     log-probs), ``time/rollout_s``, ``time/advantage_s``, ``time/update_s``, ``time/sync_s``,
-    ``time/eval_s`` (0 without evaluation), ``time/iteration_s``; ``loss/<name>`` for algorithm loss
+    ``time/eval_s`` (0 without evaluation), ``time/iteration_s``; ``time/rollout_env_s`` and
+    ``time/rollout_policy_s`` (the parts of the rollout spent in env calls and in the policy; with
+    N processes the slowest process's), ``time/comm_s`` and ``train/processes`` (N > 1: seconds in
+    collectives, waiting for other processes included); ``loss/<name>`` for algorithm loss
     terms; ``eval/*`` (:func:`siri_bench.evaluate.summarize`) on evaluation iterations.
     """
     from siri_bench.distributed.rollout import sharded_rollout
@@ -364,7 +367,9 @@ def train(ctx: RunContext) -> int:
         # 5. the algorithm's iteration end, sampled training transcripts
         metrics = state.metrics
         metrics.update(rollout_metrics(result.episodes, table, rollout_s))
-        metrics.update({**diagnostics, **update, "time/rollout_s": rollout_s, "time/advantage_s": advantage_s,
+        env_s, policy_s = dist.max(result.env_s), dist.max(result.policy_s)       # the slowest process's
+        metrics.update({**diagnostics, **update, "time/rollout_s": rollout_s, "time/rollout_env_s": env_s,
+                        "time/rollout_policy_s": policy_s, "time/advantage_s": advantage_s,
                         "time/update_s": update_s, "time/sync_s": sync_s})
         metrics.update(algorithm.on_iteration_end(state) or {})
         if cfg.eval.keep_transcripts == "eval+sample" and dist.is_main:

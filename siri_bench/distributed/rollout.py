@@ -52,4 +52,4 @@ def sharded_rollout(dist: Any, specs: Sequence[Any], play_here: Callable[[list[A
     if algorithm is not None:
         for spec, episode in zip(specs, episodes):
             algorithm.on_episode_end(episode, spec.phase)
-    return RolloutResult(episodes)
+    return RolloutResult(episodes, env_s=local.env_s, policy_s=local.policy_s)
