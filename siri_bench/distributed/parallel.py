@@ -149,7 +149,13 @@ class ConsolidatedPolicy:
         self.state_dict = state_dict
 
     def save_pretrained(self, folder: str | Path) -> None:
-        self.policy.model.save_pretrained(folder, state_dict=self.state_dict, safe_serialization=True)
+        model = self.policy.model
+        # gathered copies no longer share storage, so drop tied duplicates (lm_head of tied embeddings)
+        # by name, as a one-process save does: the first name of each parameter is kept
+        kept = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+        every = {n for n, _ in model.named_parameters(remove_duplicate=False)}
+        state = {k: v for k, v in self.state_dict.items() if k in kept or k not in every}
+        model.save_pretrained(folder, state_dict=state, safe_serialization=True)
         self.policy.tokenizer.save_pretrained(folder)
 
 

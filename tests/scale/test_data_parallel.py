@@ -101,3 +101,22 @@ def test_fsdp_refuses_score_mode_before_any_process_starts(tmp_path):
     with pytest.raises(ConfigError, match="score"):
         execute_run(spec)
     assert not run_dir(spec).path.exists()
+
+
+@pytest.mark.slow
+def test_fsdp_over_two_processes_matches_one_and_writes_a_single_process_checkpoint(tmp_path):
+    reference = execute_run(spec_in(tmp_path / "one"))
+    sharded = execute_run(spec_in(tmp_path / "fsdp", "train.processes=2", "train.strategy=fsdp"))
+    assert sharded.is_done()
+    ref_rows, rows = reference.read_metrics(), sharded.read_metrics()
+    assert [r["iteration"] for r in rows] == [r["iteration"] for r in ref_rows] == [1, 2]
+    for mine, theirs in zip(rows, ref_rows):
+        assert_same_iteration(mine, theirs)
+    for iteration in (1, 2):
+        assert_close_weights(weights(sharded, iteration), weights(reference, iteration))
+    # the optimizer state was gathered into the single-process format (index-keyed, full tensors)
+    mine = torch.load(sharded.latest_checkpoint().path / "trainer.pt", weights_only=False)["optimizer"]
+    theirs = torch.load(reference.latest_checkpoint().path / "trainer.pt", weights_only=False)["optimizer"]
+    assert mine["state"].keys() == theirs["state"].keys()
+    for index, state in theirs["state"].items():
+        torch.testing.assert_close(mine["state"][index]["exp_avg"], state["exp_avg"], atol=1e-6, rtol=1e-4)
