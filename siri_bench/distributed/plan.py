@@ -285,7 +285,8 @@ def plan_compute(cfg: Any) -> ComputePlan:
         if p.vllm.placement == "separate":
             gpus += res.vllm_engines * res.vllm_gpus_per_engine
             plan.notes.append(f"vLLM on {res.vllm_engines} separate engine(s) of {res.vllm_gpus_per_engine:g} GPU(s): "
-                              f"{pool / GIB:.2f} GiB each, not on the trainer GPUs")
+                              f"{pool / GIB:.2f} GiB each, not on the trainer GPUs (placement 'separate' is "
+                              "planned here but not implemented by the trainer yet)")
         else:
             plan.rollout["vLLM engine (weights + KV cache)"] = pool
             if not (p.vllm.enable_sleep_mode and p.vllm.sleep_level > 0):

@@ -98,3 +98,13 @@ def test_contract_colocated_vllm_training_run(tmp_path, processes):
         # the colocated engine woke with the trainer's weights after every update: same distribution
         assert row["train/vllm_logprob_abs_diff"] < 1e-2
         assert row["time/sync_s"] >= 0 and row["train/grad_norm"] > 0
+
+
+def test_separate_vllm_placement_is_refused_clearly():
+    from siri_bench.config import PolicyConfig
+    from siri_bench.errors import ConfigError
+    from siri_bench.policy import build_policy
+
+    cfg = PolicyConfig(model="tiny-random", backend="vllm", device="cpu", vllm={"placement": "separate"})
+    with pytest.raises(ConfigError, match="not implemented yet: use colocated"):
+        build_policy(cfg, trainable=True)
