@@ -11,7 +11,8 @@ last, which evaluates, are left out) of: the iteration, rollout (and its env and
 the slowest process's), advantage, update, weight sync and communication seconds, the speedup
 against the first process count, and the fraction of the iteration spent in collectives
 (``time/comm_s``: waiting for the other processes included). Start-up (process spawn, model load)
-is reported separately as ``start_s``.
+is reported separately as ``start_s``; on GPU, the peak memory torch allocated (``GPU GiB``, the
+largest over processes and iterations). Process counts above the visible GPUs are skipped.
 
 On the shared 2-core CPU machine, 2 processes compete with each other for the same 2 cores (and
 with other jobs), so the CPU figures measure the overhead of the parallel machinery more than a
@@ -78,6 +79,16 @@ def main() -> None:
         overrides.append(f"policy.model={args.model}")
     if args.backend:
         overrides.append(f"policy.backend={args.backend}")
+    if args.device.startswith("cuda"):
+        import torch
+
+        gpus = torch.cuda.device_count()
+        skipped = [n for n in args.processes if n > gpus]
+        if skipped:
+            print(f"skipping {skipped} process(es): {gpus} GPU(s) visible (one GPU per process)")
+        args.processes = [n for n in args.processes if n <= gpus]
+        if not args.processes:
+            raise SystemExit("no CUDA GPU is visible")
     results: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="siri-bench-scaling-") as tmp:
         for n in args.processes:
@@ -85,18 +96,20 @@ def main() -> None:
             body = steady(rows)
             figures = {p: statistics.fmean(r.get(f"time/{p}", 0.0) for r in body) for p in PHASES}
             figures["tokens_per_s"] = statistics.fmean(r["train/tokens_per_s"] for r in body)
+            figures["gpu_max_allocated_gib"] = max((r.get("gpu/max_allocated_gib", 0.0) for r in rows), default=0.0)
             figures["start_s"] = start_s
             figures["iterations_measured"] = len(body)
             results[n] = figures
     base = results[args.processes[0]]["iteration_s"]
     head = f"{'processes':>9} " + " ".join(f"{p:>16}" for p in PHASES) + f" {'tokens/s':>9} {'speedup':>8} " \
-        f"{'comm %':>7} {'start_s':>8}"
+        f"{'comm %':>7} {'start_s':>8} {'GPU GiB':>8}"
     print(f"config {Path(args.config).name}, device {args.device}, B={args.groups} x G={args.group_size}, "
           f"strategy {args.strategy}; seconds per iteration (mean of the steady iterations)")
     print(head)
     for n, f in results.items():
         print(f"{n:>9} " + " ".join(f"{f[p]:>16.3f}" for p in PHASES) + f" {f['tokens_per_s']:>9.0f} "
-              f"{base / f['iteration_s']:>8.2f} {100 * f['comm_s'] / f['iteration_s']:>6.1f}% {f['start_s']:>8.1f}")
+              f"{base / f['iteration_s']:>8.2f} {100 * f['comm_s'] / f['iteration_s']:>6.1f}% {f['start_s']:>8.1f} "
+              f"{f['gpu_max_allocated_gib']:>8.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
 

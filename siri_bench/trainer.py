@@ -237,7 +237,8 @@ def train(ctx: RunContext) -> int:
     ``time/eval_s`` (0 without evaluation), ``time/iteration_s``; ``time/rollout_env_s`` and
     ``time/rollout_policy_s`` (the parts of the rollout spent in env calls and in the policy; with
     N processes the slowest process's), ``time/comm_s`` and ``train/processes`` (N > 1: seconds in
-    collectives, waiting for other processes included); ``loss/<name>`` for algorithm loss
+    collectives, waiting for other processes included); ``gpu/max_allocated_gib`` and
+    ``gpu/max_reserved_gib`` on a GPU; ``loss/<name>`` for algorithm loss
     terms; ``eval/*`` (:func:`siri_bench.evaluate.summarize`) on evaluation iterations.
     """
     from siri_bench.distributed.rollout import sharded_rollout
@@ -386,6 +387,7 @@ def train(ctx: RunContext) -> int:
         metrics["time/iteration_s"] = time.monotonic() - t_iteration
         tokens = metrics["train/prompt_tokens"] + metrics["train/completion_tokens"]
         metrics["train/tokens_per_s"] = tokens / metrics["time/iteration_s"]
+        metrics.update(_gpu_memory(trainer, dist))
         if dist.enabled:
             metrics.update({"train/processes": dist.world_size, "time/comm_s": dist.take_comm_seconds()})
         if dist.is_main:
@@ -409,6 +411,21 @@ def train(ctx: RunContext) -> int:
 
 def _has_row(run_dir: RunDir, iteration: int) -> bool:
     return any(r.get("iteration") == iteration for r in run_dir.read_metrics())
+
+
+def _gpu_memory(trainer: Any, dist: DistContext) -> dict[str, float]:
+    """``gpu/max_allocated_gib`` and ``gpu/max_reserved_gib``: the iteration's peak GPU memory of torch's
+    allocator in this process (the largest over the processes; vLLM's pool is inside ``reserved``
+    only when the engine allocates through torch), then the peak is reset. Empty on CPU."""
+    import torch
+
+    device = getattr(trainer, "device", None)
+    if device is None or getattr(device, "type", "cpu") != "cuda":
+        return {}
+    allocated = dist.max(torch.cuda.max_memory_allocated(device) / 1024**3)
+    reserved = dist.max(torch.cuda.max_memory_reserved(device) / 1024**3)
+    torch.cuda.reset_peak_memory_stats(device)
+    return {"gpu/max_allocated_gib": allocated, "gpu/max_reserved_gib": reserved}
 
 
 def _fmt(value: Any) -> str:
