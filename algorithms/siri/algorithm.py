@@ -41,7 +41,12 @@ from algorithms.base import Algorithm, PromptContext
 from algorithms.siri.bank import BankSettings, Skill, SkillBank
 from algorithms.siri.buffer import SuccessBuffer, SuccessEpisode
 from algorithms.siri.config import SIRIConfig
-from algorithms.siri.internalization import SkillGroupInfo, internalization_weights, lambda_int
+from algorithms.siri.internalization import (
+    SkillGroupInfo,
+    internalization_loss,
+    internalization_weights,
+    lambda_int,
+)
 from algorithms.siri.validation import (
     PLAIN_VARIANT,
     SKILL_VARIANT,
@@ -276,10 +281,6 @@ class SIRI(Algorithm):
     def loss_terms(self, batch: Any, policy: Any) -> dict[str, Any]:
         """``lambda_int(k) * L_int`` of this micro-batch: its share of the mini-batch's weighted NLL of
         the kept skill-guided action units under the plain prompts."""
-        import torch
-
-        from algorithms.losses import weighted_nll
-
         if not self.pairs or self.p.lambda_int_max <= 0:
             return {}
         minibatch_weights = self.row_weights(batch.minibatch, batch.minibatch_steps, batch)
@@ -294,12 +295,12 @@ class SIRI(Algorithm):
         if len(keep) == 0:
             return {}
         steps = [batch.steps[i] for i in keep]
-        prompts = [self._plain_ids[int(batch.rows["row"].iloc[i])] for i in keep]
-        out = batch.logprobs(policy, steps, prompt_ids=prompts)
-        w = torch.as_tensor(weights[keep], dtype=out.values.dtype, device=out.values.device)
+        plain = {id(step): self._plain_ids[int(batch.rows["row"].iloc[i])] for step, i in zip(steps, keep)}
+        loss = internalization_loss(policy, steps, weights[keep], plain_prompt_ids=lambda step: plain[id(step)],
+                                    weight_total=total, score_temperature=batch.settings.score_temperature)
         lam = lambda_int(int(batch.iteration), self.first_internalization, self.p.lambda_int_max,
                          self.p.lambda_warmup_iters)
-        return {"internalization": lam * weighted_nll(out.values, out.mask, w, weight_total=total)}
+        return {"internalization": lam * loss}
 
     # -- 8. iteration end: metrics, mining, the event log --------------------------------------------
     def on_iteration_end(self, state: Any) -> dict[str, Any]:
