@@ -311,6 +311,10 @@ class SIRI(Algorithm):
         events = self.bank.take_events() + self.dropped_events
         self.dropped_events = []
         events.sort(key=lambda e: e["iteration"])
+        for e in events:
+            if e["event"] in ("promoted", "retired"):
+                log.info("SIRI iteration %d: %s %s (%s), U %.3f, n %d%s", iteration, e["skill_id"], e["event"],
+                         e["category"], e["utility"], e["n"], f", reason {e['reason']}" if e.get("reason") else "")
         self._write_events(events)
         kinds = Counter(e["event"] for e in events)
         self.totals.update({k: v for k, v in kinds.items()})
