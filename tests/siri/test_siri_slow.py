@@ -71,3 +71,21 @@ def test_interrupted_run_resumes_to_the_same_metrics_and_skill_log(tmp_path, mon
     assert run.is_done()
     assert comparable(run.read_metrics()) == comparable(reference.read_metrics())
     assert run.skills_path.read_text() == reference.skills_path.read_text()
+
+
+@pytest.mark.parametrize("switch", [
+    {"validation": False}, {"base": "grpo"}, {"weighting": "utility"}, {"weighting": "advantage"},
+    {"gate": False, "weighting": "both"},
+])
+def test_every_ablation_switch_runs_end_to_end(tmp_path, switch):
+    run = execute_run(expand_runs(corridor_config(tmp_path, **switch))[0])
+    assert run.is_done()
+    rows = {r["iteration"]: r for r in run.read_metrics()}
+    assert rows[2]["siri/skill_episodes"] == 4 and rows[2]["siri/pairs"] == 1
+    events = [json.loads(line) for line in run.skills_path.read_text().splitlines()]
+    if switch.get("validation") is False:
+        # every mined skill is active at once with U = 1 and is never validated
+        assert [e["event"] for e in events[:2]] == ["created", "promoted"] and events[1]["utility"] == 1.0
+        assert not any(e["event"] == "validated" for e in events)
+    else:
+        assert any(e["event"] == "validated" for e in events)
