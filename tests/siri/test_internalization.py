@@ -240,3 +240,78 @@ def test_no_weight_gives_zero_loss(tiny):
     s0, plain0 = make_step(tok, step=0, additions=[SKILL_TEXT], response="<action>look</action>")
     loss = internalization_loss(tiny, [s0], np.zeros(1), plain_prompt_ids=lambda s: plain0)
     assert loss.item() == 0.0 and loss.requires_grad
+
+
+# ----------------------------------------------------------------------------------------------
+# the algorithm's loss term on a hand-built batch
+# ----------------------------------------------------------------------------------------------
+def test_siri_loss_terms_on_a_hand_built_batch(tiny):
+    """SIRI.loss_terms of two micro-batches of one optimizer step, by hand: one active skill (U 0.5),
+    plain mean 0.5; episode e1 (R 1) passes the gate, e2 (R 0) does not. e1's steps with A > 0 get
+    w = 0.5 * A (A 1.5 and 0.3; the step with A -0.3 gets 0); lambda at the first internalization
+    step is 1.0 / 4 (W = 4); the denominator is the whole optimizer step's weighted token count."""
+    from dataclasses import replace
+
+    from algorithms.siri.algorithm import SIRI
+    from algorithms.siri.config import SIRIConfig
+    from algorithms.siri.validation import ValidationPair
+    from siri_bench.rollout import RolloutSettings, rebuild_prompt_ids
+    from siri_bench.training.state import LossBatch
+
+    tok = tiny.tokenizer
+    task, admissible = "put a clean mug in desk.", ["go to desk 1", "take mug 1 from desk 1", "look"]
+
+    def step(episode, group, variant, k, response, additions):
+        record, plain = make_step(tok, step=k, additions=additions, response=response)
+        return replace(record, episode_id=episode, group_id=group, variant=variant, task=task,
+                       admissible_actions=list(admissible)), plain
+
+    s_keep, plain_keep = step("e1", "G-skill", "skill", 0, "<think>ok</think><action>look</action>", [SKILL_TEXT])
+    n_keep = len(s_keep.response_ids)
+    s_keep.action_mask = [1] * (n_keep - 2) + [0, 0]               # two non-action tokens: no weight
+    s_keep2, plain_keep2 = step("e1", "G-skill", "skill", 1, "<action>go to desk 1</action>", [SKILL_TEXT])
+    s_neg, _ = step("e1", "G-skill", "skill", 2, "<action>take mug 1 from desk 1</action>", [SKILL_TEXT])
+    s_gated, _ = step("e2", "G-skill", "skill", 0, "<action>look</action>", [SKILL_TEXT])
+    s_plain, _ = step("p1", "G-plain", "plain", 0, "<action>look</action>", [])
+    records = [s_keep, s_keep2, s_neg, s_gated, s_plain]
+    n_keep2 = len(s_keep2.response_ids)
+    table = pd.DataFrame({
+        "row": [0, 1, 2, 3, 4], "episode_id": ["e1", "e1", "e1", "e2", "p1"],
+        "group_id": ["G-skill"] * 4 + ["G-plain"], "variant": ["skill"] * 4 + ["plain"],
+        "advantage": [1.5, 0.3, -0.3, 2.0, 0.7],
+        "units": [n_keep - 2, n_keep2] + [len(r.response_ids) for r in records[2:]]})
+
+    algo = SIRI(SIRIConfig(weighting="both", gate=True, lambda_int_max=1.0, lambda_warmup_iters=4))
+    skill = algo.bank.add("clean", "clean first", "cleaning tasks", ["take the mug", "clean the mug"], 1)
+    skill.status, skill.utility = "active", 0.5
+    algo.pairs = {"G-skill": ValidationPair(skill.skill_id, "clean", "t", "G-plain", "G-skill", 3)}
+    algo.plain_means = {"G-skill": 0.5}
+    algo.values = {"G-skill": {"e1": 1.0, "e2": 0.0}, "G-plain": {"p1": 0.5}}
+
+    settings = RolloutSettings(env_id="siri_bench/ALFWorld-v0", action_mode="generate", history_length=2)
+    assert rebuild_prompt_ids(s_keep, settings, tok) == plain_keep
+
+    def batch(rows):
+        return LossBatch(rows=table.iloc[rows].reset_index(drop=True), steps=[records[i] for i in rows],
+                         minibatch=table, minibatch_steps=records, iteration=3, settings=settings, tokenizer=tok)
+
+    spy = Spy(tiny)
+    first = algo.loss_terms(batch([0, 1, 2]), spy)["internalization"]
+    assert algo.loss_terms(batch([3, 4]), spy) == {}               # gated-out and plain rows: no term
+    assert algo.first_internalization == 3
+    # the prompts scored are the plain rebuilds of the two kept steps (no skill text)
+    assert spy.prompts == [plain_keep, plain_keep2]
+    assert not any("Skill" in tok.decode(p) for p in spy.prompts)
+    with torch.no_grad():
+        lp = tiny.logprobs([plain_keep, plain_keep2], [s_keep.response_ids, s_keep2.response_ids]).rows()
+    w0, w1 = 0.5 * 1.5, 0.5 * 0.3                                   # clip(U, 0, 1) * A_t
+    expected = 0.25 * -(w0 * lp[0][: n_keep - 2].sum() + w1 * lp[1].sum()) / (w0 * (n_keep - 2) + w1 * n_keep2)
+    assert first.item() == pytest.approx(expected.item(), rel=1e-5)
+    # the metric of the iteration counts the kept action tokens against the base (plain) tokens
+    state = type("State", (), {"steps": table.assign(base=table["variant"] == "plain"), "iteration": 3})()
+    metrics = algo._internalization_metrics(state, 3)
+    assert metrics["siri/internalization_tokens"] == n_keep - 2 + n_keep2
+    assert metrics["siri/internalization_token_fraction"] == pytest.approx(
+        (n_keep - 2 + n_keep2) / (n_keep - 2 + n_keep2 + len(s_plain.response_ids)))
+    assert metrics["siri/eligible_episodes"] == 1 and metrics["siri/gated_out_episodes"] == 1
+    assert metrics["siri/lambda_int"] == 0.25
