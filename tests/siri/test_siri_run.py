@@ -13,6 +13,7 @@ import algorithms.siri.algorithm as siri_module
 import siri_bench.rollout as rollout_module
 from algorithms.siri.validation import SKILL_VARIANT
 from siri_bench.config import build_config, expand_runs
+from siri_bench.evaluate import evaluate_run_dir
 from siri_bench.registry import ALGORITHMS
 from siri_bench.rollout import RolloutSettings, rebuild_prompt_ids
 from siri_bench.runner import execute_run
@@ -140,6 +141,13 @@ def test_all_phases_run_and_inference_is_plain(tmp_path, spies):
     # the bank is in the last checkpoint
     algo_state = torch.load(run.latest_checkpoint().path / "algorithm.pt", weights_only=False)
     assert skill_id in {s["skill_id"] for s in algo_state["bank"]["skills"]}
+    assert any(s["status"] == "active" for s in algo_state["bank"]["skills"])
+
+    # `siri-bench eval` of the checkpoint (bank loaded, an active skill in it) renders plain prompts too
+    spies["prompts"].clear()
+    evaluate_run_dir(run.path, overrides=["eval.num_tasks=1"])
+    evals = [(t, a) for phase, _, t, a in spies["prompts"] if phase == "eval"]
+    assert evals and not any(SKILL_HEADER in t or a for t, a in evals)
 
 
 def test_inference_skills_ablation_puts_active_skills_in_eval_prompts(tmp_path, spies):
@@ -149,3 +157,8 @@ def test_inference_skills_ablation_puts_active_skills_in_eval_prompts(tmp_path, 
     evals = [t for phase, _, t, _ in spies["prompts"] if phase == "eval"]
     # round 1 (after the warm-up: a candidate only) is plain; round 2 (an active skill) is not
     assert evals and any(SKILL_HEADER in t for t in evals)
+    # so is `siri-bench eval` of the checkpoint, which loads the bank with the weights
+    spies["prompts"].clear()
+    evaluate_run_dir(run.path, overrides=["eval.num_tasks=1"])
+    evals = [t for phase, _, t, _ in spies["prompts"] if phase == "eval"]
+    assert evals and all(SKILL_HEADER in t for t in evals)
