@@ -162,3 +162,18 @@ def test_inference_skills_ablation_puts_active_skills_in_eval_prompts(tmp_path, 
     evaluate_run_dir(run.path, overrides=["eval.num_tasks=1"])
     evals = [t for phase, _, t, _ in spies["prompts"] if phase == "eval"]
     assert evals and all(SKILL_HEADER in t for t in evals)
+
+
+def test_warm_up_is_exactly_the_base_optimizer(tmp_path):
+    """A warm-up iteration of SIRI is a plain GiGPO iteration: same episodes, same update, same metrics."""
+    def first_row(cfg):
+        cfg = cfg.model_copy(update={"iterations": 1})
+        row = execute_run(expand_runs(cfg)[0]).read_metrics()[-1]
+        return {k: v for k, v in row.items() if not k.startswith(("time/", "siri/")) and "_per_s" not in k}
+
+    siri = build_config(config(tmp_path / "siri").to_dict(), ["eval.num_tasks=1"])
+    gigpo = build_config({**siri.to_dict(), "output_dir": str(tmp_path / "gigpo"),
+                          "algorithm": {"name": "gigpo", "gamma": 0.95, "omega": 1.0, "norm": "std"}})
+    siri_row, gigpo_row = first_row(siri), first_row(gigpo)
+    assert siri_row["train/optimizer_steps"] >= 1 and siri_row["iteration"] == 1
+    assert siri_row == gigpo_row
