@@ -31,6 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from algorithms.siri.validation import ema
+
 Status = Literal["candidate", "active", "retired"]
 STATUSES: tuple[str, ...] = ("candidate", "active", "retired")
 
@@ -184,8 +186,7 @@ class SkillBank:
         skill = self.skills[skill_id]
         if not skill.usable:
             raise ValueError(f"{skill_id} is retired; retired skills are never validated again")
-        beta = self.settings.beta
-        skill.utility = (1.0 - beta) * skill.utility + beta * float(gain)
+        skill.utility = ema(skill.utility, gain, self.settings.beta)
         skill.n += 1
         skill.gains.append(float(gain))
         self._event("validated", skill, iteration, gain=float(gain), **details)

@@ -164,13 +164,3 @@ def internalization_loss(policy: Any, steps: Sequence[Any], weights: Any, *,
     out = current_logprobs(policy, plain, grad=True, temperature=score_temperature)
     w = torch.as_tensor(np.asarray(weights, dtype=np.float64), dtype=out.values.dtype, device=out.values.device)
     return weighted_nll(out.values, out.mask, w, weight_total)
-
-
-def action_token_weight_total(steps: Sequence[Any], weights: Sequence[float]) -> float:
-    """sum_t w_t m_t over the action tokens of ``steps`` (the denominator of L_int over a batch):
-    each step's weight times its number of loss units (action tokens; 1 in score mode)."""
-    total = 0.0
-    for s, w in zip(steps, weights):
-        units = 1 if s.action_mode == "score" else int(sum(s.action_mask))
-        total += float(w) * units
-    return total

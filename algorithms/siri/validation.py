@@ -13,8 +13,8 @@ enters the base loss like any plain group, the skill group feeds internalization
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -74,11 +74,3 @@ def pair_specs(skill_id: str, category: str, draw: TaskDraw, *, run_seed: int, i
     skill = paired_specs(plain, SKILL_VARIANT)
     pair = ValidationPair(skill_id, category, draw.task_id, plain[0].group_id, skill[0].group_id, iteration)
     return pair, plain + skill
-
-
-def pair_to_dict(pair: ValidationPair) -> dict[str, Any]:
-    return asdict(pair)
-
-
-def pair_from_dict(row: Mapping[str, Any]) -> ValidationPair:
-    return ValidationPair(**row)
