@@ -6,7 +6,7 @@ their decorators run. Third-party algorithms use the entry-point group ``siri_be
 
 import importlib
 
-BUILTIN: tuple[str, ...] = ("react", "grpo", "rloo", "gigpo", "sft")
+BUILTIN: tuple[str, ...] = ("react", "grpo", "rloo", "gigpo", "sft", "siri.algorithm")
 
 for _module in BUILTIN:
     importlib.import_module(f"algorithms.{_module}")

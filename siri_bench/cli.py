@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMANDS:
-        importlib.import_module(f"siri_bench.commands.{module_name}").add_parser(sub)
+        importlib.import_module(f"siri_bench.commands.{module_name.replace('-', '_')}").add_parser(sub)
     return parser
 
 

@@ -163,7 +163,14 @@ class TrainConfig(StrictModel):
     keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept")
     init_from: str | None = Field(None, description="run folder whose last checkpoint initialises the policy "
                                   "(e.g. an sft run; a LoRA adapter is merged into the base weights)")
-    processes: int = Field(1, ge=1, description="data-parallel processes (accelerate)")
+    processes: int = Field(1, ge=1, description="trainer processes (data parallel; `siri-bench run --processes N`): "
+                           "rollout groups are split over them, the update is one mini-batch over all of them")
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="how processes > 1 share the update: ddp (every process holds the whole model, gradients "
+        "are averaged; accelerate's DistributedDataParallel) or fsdp (parameters, gradients and optimizer states "
+        "sharded over the processes; torch FSDP2 fully_shard per decoder layer)")
+    fsdp_cpu_offload: bool = Field(False, description="fsdp: keep sharded parameters and optimizer states in CPU "
+                                   "memory between uses (torch CPUOffloadPolicy; slower, for models that do not fit)")
     reward: Literal["won", "score"] = Field(
         "won", description="training reward on the step the env terminates: reward_scale * won (verl-agent), or "
         "reward_scale * score (WebShop's partial purchase score); the env reward itself stays native")
@@ -172,6 +179,46 @@ class TrainConfig(StrictModel):
     rollout_concurrency: int | None = Field(
         None, ge=1, description="training episodes played at once (env copies; one batched policy call per step); "
         "None: all of an iteration's episodes")
+
+
+class ResourcesConfig(StrictModel):
+    """Where the processes of a run go: Ray resources (``siri-bench run --backend ray``) and collective
+    timeouts. None of this changes what a run computes (see :data:`SCALE_KEYS`)."""
+
+    gpu_memory_gib: float | None = Field(None, gt=0, description="memory of each GPU this config was sized for "
+                                         "(GiB; an 80 GB H100 or A100 is 80): `siri-bench plan-compute` checks "
+                                         "the estimated peak against it, and the vLLM pool is a fraction of it")
+    trainer_cpus: float = Field(1.0, gt=0, description="Ray CPUs per trainer process")
+    trainer_gpus: float | None = Field(None, ge=0, description="Ray GPUs per trainer process (None: 1 when the "
+                                       "policy runs on a GPU (device cuda, or the vllm back end), else 0)")
+    env_worker_cpus: float = Field(1.0, gt=0, description="Ray CPUs per environment worker actor")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="Ray placement-group strategy of the trainer processes (PACK: as few nodes as possible)")
+    vllm_engines: int = Field(1, ge=1, description="policy.vllm.placement: separate - vLLM engine actors shared by "
+                              "the trainer processes")
+    vllm_gpus_per_engine: float = Field(1.0, gt=0, description="policy.vllm.placement: separate - GPUs per engine")
+    collective_timeout_s: float = Field(
+        7200.0, gt=0, description="how long a trainer process waits in a collective (the other processes wait there "
+        "while process 0 evaluates and writes checkpoints)")
+
+
+#: Settings that change where and how fast a run executes, not what it computes: they are left out
+#: of :meth:`ExperimentConfig.config_hash` and may change when an interrupted run resumes (a
+#: checkpoint written by N processes resumes on M).
+SCALE_KEYS: tuple[str, ...] = ("train.processes", "train.strategy", "train.fsdp_cpu_offload", "resources")
+
+
+def without_scale_keys(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved config mapping without :data:`SCALE_KEYS`."""
+    out = copy.deepcopy(dict(tree))
+    for key in SCALE_KEYS:
+        parts = key.split(".")
+        node: Any = out
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return out
 
 
 class EvalConfig(StrictModel):
@@ -210,6 +257,8 @@ class ExperimentConfig(StrictModel):
     iterations: int = Field(0, ge=0, description="training iterations (0: evaluation only)")
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig,
+                                       description="Ray resources and timeouts of multi-process runs")
     output_dir: str = "runs"
     grid: dict[str, list[Any]] | None = Field(None, description="dotted key -> values (full factorial)")
     variants: dict[str, dict[str, Any]] | None = Field(None, description="name -> dotted overrides")
@@ -283,8 +332,8 @@ class ExperimentConfig(StrictModel):
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     def config_hash(self) -> str:
-        """A hash of the resolved config (stable across key order)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        """A hash of the resolved config (stable across key order; :data:`SCALE_KEYS` left out)."""
+        blob = json.dumps(without_scale_keys(self.to_dict()), sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

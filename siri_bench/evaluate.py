@@ -221,7 +221,12 @@ def evaluate_run_dir(run_dir: str | Path, overrides: Sequence[str] = (), checkpo
         ctx = build_run_context(spec, dest)
         try:
             if ckpt is not None:
+                from siri_bench.training.checkpoint import load_algorithm_state
+
                 ctx.load_policy_checkpoint(ckpt.path / POLICY_CHECKPOINT_DIR)
+                # the algorithm's run state too (skill banks, memories): what it adds to evaluation prompts
+                # (if anything) must be what it would add at the end of training
+                load_algorithm_state(ckpt.path, ctx.algorithm)
             iteration = ckpt.iteration if ckpt is not None else 0
             frame = run_evaluation(ctx, iteration)
             summary = summarize(frame)

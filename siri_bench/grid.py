@@ -195,6 +195,10 @@ def _project_pythonpath() -> str:
 
 
 def _resources(spec: RunSpec) -> dict[str, float]:
+    """The Ray resources of a run's task. A run with several trainer processes only coordinates
+    them (its trainers are actors in a placement group of their own: siri_bench.distributed.ray_launch)."""
+    if spec.config.train.processes > 1:
+        return {"num_cpus": 0, "num_gpus": 0}
     policy = spec.config.policy
     gpu = policy.backend == "vllm" or str(policy.device).startswith("cuda")
     return {"num_cpus": 1, "num_gpus": 1 if gpu else 0}
@@ -212,7 +216,10 @@ def _execute_ray(todo: Sequence[RunSpec], workers: int, restart: bool, run_fn: R
         log.info("starting Ray (%s)", f"address {address}" if address else "a local cluster")
         ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=True)
         started_here = True
-    runtime_env = {"env_vars": {"PYTHONPATH": _project_pythonpath()}}
+    from siri_bench.distributed.launch import PLACEMENT_ENV
+
+    # PLACEMENT_ENV: trainer processes and env workers of the runs become Ray actors too
+    runtime_env = {"env_vars": {"PYTHONPATH": _project_pythonpath(), PLACEMENT_ENV: "ray"}}
     remote = ray.remote(max_retries=0)(run_one)
     cap = workers if workers > 1 else len(todo)
     queue = list(todo)

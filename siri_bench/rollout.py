@@ -221,6 +221,9 @@ class RolloutResult:
     """Finished episodes (in spec order) and all their steps."""
 
     episodes: list[EpisodeRecord]
+    #: wall seconds spent in env resets and steps, and in policy decisions (generation, scoring)
+    env_s: float = 0.0
+    policy_s: float = 0.0
 
     @property
     def steps(self) -> list[StepRecord]:
@@ -310,6 +313,7 @@ class RolloutEngine:
         ``first_position``): the order the algorithm sees them, which memory algorithms depend on.
         """
         pending = deque(specs)
+        self._env_s = self._policy_s = 0.0
         free = list(range(self.pool.num_envs))
         live: dict[int, _Live] = {}
         done: dict[str, EpisodeRecord] = {}
@@ -335,7 +339,7 @@ class RolloutEngine:
                     self._step_all(list(live.values()), finish)
         finally:
             self.policy.after_rollout()
-        return RolloutResult([done[s.episode_id] for s in specs])
+        return RolloutResult([done[s.episode_id] for s in specs], env_s=self._env_s, policy_s=self._policy_s)
 
     # -- episode start -------------------------------------------------------------------------
     def _start(self, pending: deque, free: list[int], live: dict[int, _Live], finish: Callable) -> None:
@@ -345,6 +349,7 @@ class RolloutEngine:
         t0 = time.monotonic()
         results = self.pool.reset([(slot, spec.seeds.env_seed, {"task_id": spec.task_id} if spec.task_id else None)
                                    for slot, spec in starts])
+        self._env_s += time.monotonic() - t0
         share = (time.monotonic() - t0) / max(1, len(starts))
         for slot, spec in starts:
             res = results[slot]
@@ -380,6 +385,7 @@ class RolloutEngine:
         answered = dict(zip(map(id, by_policy), self._decide(by_policy) if by_policy else []))
         answered.update(zip(map(id, by_expert), self._expert_decide(by_expert) if by_expert else []))
         decisions = [answered[id(p)] for p in prepared]
+        self._policy_s += time.monotonic() - t0
         policy_share = (time.monotonic() - t0) / len(prepared)
         actions: dict[int, str] = {}
         acting: list[tuple[_Prepared, _Decision]] = []
@@ -394,6 +400,7 @@ class RolloutEngine:
             return
         t1 = time.monotonic()
         results = self.pool.step(actions)
+        self._env_s += time.monotonic() - t1
         env_share = (time.monotonic() - t1) / len(actions)
         for item, dec in acting:
             self._record(item, dec, results[item.live.slot], policy_share + env_share, finish)

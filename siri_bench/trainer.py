@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from siri_bench.config import ExperimentConfig, RunSpec
+from siri_bench.distributed import DistContext
 from siri_bench.store import RunDir
 
 log = logging.getLogger(__name__)
@@ -47,18 +48,26 @@ def env_pool_kwargs(cfg: ExperimentConfig, split: str) -> dict[str, Any]:
     return kwargs
 
 
-def make_env_pool(cfg: ExperimentConfig, split: str, num_envs: int) -> Any:
+def make_env_pool(cfg: ExperimentConfig, split: str, num_envs: int, dist: DistContext | None = None) -> Any:
     """An ``envs.workers.EnvPool`` of ``num_envs`` copies of the configured env on ``split``.
 
     ``env.workers == 1`` keeps the envs in this process (``inline``); more workers use
-    ``env.worker_backend`` (processes or Ray actors).
+    ``env.worker_backend`` (processes or Ray actors). ``env.workers`` counts the workers of the
+    whole run: with N trainer processes each has its share; under Ray placement (``--backend ray``)
+    they are Ray actors of ``resources.env_worker_cpus`` CPUs.
     """
     from envs.workers import EnvPool
 
+    dist = dist or DistContext()
     backend = "inline" if cfg.env.workers == 1 else cfg.env.worker_backend
-    return EnvPool(cfg.env.id, env_pool_kwargs(cfg, split), num_envs, workers=min(cfg.env.workers, num_envs),
+    options = None
+    if backend != "inline" and dist.placement == "ray":
+        backend, options = "ray", {"num_cpus": cfg.resources.env_worker_cpus}
+    workers = min(dist.share(cfg.env.workers), num_envs)
+    log.info("env pool %s: %d env(s) on %d %s worker(s)", split, num_envs, workers, backend)
+    return EnvPool(cfg.env.id, env_pool_kwargs(cfg, split), num_envs, workers=workers,
                    backend=backend, timeout_s=cfg.env.step_timeout_s, reset_timeout_s=cfg.env.reset_timeout_s,
-                   recycle_after=cfg.env.recycle_workers_after)
+                   recycle_after=cfg.env.recycle_workers_after, ray_actor_options=options)
 
 
 @dataclass
@@ -73,6 +82,7 @@ class RunContext:
     pools: dict[tuple[str, int], Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)         # data fingerprints by split (and panel)
     engines: set[str] = field(default_factory=set)             # engines running (env.prepare_engine())
+    dist: DistContext = field(default_factory=DistContext)     # this process of a multi-process run
 
     @property
     def config(self) -> ExperimentConfig:
@@ -92,7 +102,7 @@ class RunContext:
         for (s, n), pool in self.pools.items():
             if s == split and n >= num_envs:
                 return pool
-        pool = make_env_pool(self.config, split, num_envs)
+        pool = make_env_pool(self.config, split, num_envs, self.dist)
         self.pools[(split, num_envs)] = pool
         engines = self.engines
         if _env_class_has(self.config.env.id, "prepare_engine"):  # builds every env's engine now
@@ -107,6 +117,8 @@ class RunContext:
 
     def write_fingerprint(self) -> None:
         """``fingerprint.json``: packages, data, template, model and config hashes of this run."""
+        if not self.dist.is_main:
+            return
         from siri_bench.fingerprint import build_fingerprint
         from siri_bench.store import atomic_write_json
 
@@ -160,19 +172,23 @@ def _env_class_has(env_id: str, attribute: str) -> bool:
     return hasattr(entry, attribute)
 
 
-def build_run_context(spec: RunSpec, run_dir: RunDir, *, policy: Any = None) -> RunContext:
+def build_run_context(spec: RunSpec, run_dir: RunDir, *, policy: Any = None, dist: DistContext | None = None
+                      ) -> RunContext:
     """Algorithm (validated params), policy back end and saved templates for one run.
 
     A training algorithm's policy starts from ``train.init_from``'s last checkpoint when set (every
-    time the context is built: training, resuming, ``siri-bench eval``)."""
+    time the context is built: training, resuming, ``siri-bench eval``). In a multi-process run
+    only process 0 writes files; the algorithm of the other processes gets ``run_dir=None``."""
     from siri_bench.policy import build_policy
     from siri_bench.prompts import env_format_for, save_templates
     from siri_bench.registry import ALGORITHMS
 
     cfg = spec.config
+    dist = dist or DistContext()
     algo_cls = ALGORITHMS.get(cfg.algorithm_name)
     params = cfg.algorithm_params()
-    algorithm = algo_cls(params, config=cfg, run_dir=run_dir, seed=spec.seed)
+    algorithm = algo_cls(params, config=cfg, run_dir=run_dir if dist.is_main else None, seed=spec.seed,
+                         rank=dist.rank, world_size=dist.world_size)
     if getattr(algorithm, "registered_name", None) is None:
         algorithm.registered_name = cfg.algorithm_name
     if policy is None:
@@ -184,9 +200,10 @@ def build_run_context(spec: RunSpec, run_dir: RunDir, *, policy: Any = None) -> 
             log.info("initial weights from %s", init)
         policy = build_policy(cfg.policy, trainable=bool(algo_cls.trains), seed=spec.seed, init_weights=init)
     templates = [env_format_for(cfg.env.id).template(cfg.policy.action_mode)]
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    save_templates(run_dir.path, templates, policy.tokenizer)
-    ctx = RunContext(spec, run_dir, algorithm, policy, templates)
+    if dist.is_main:
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        save_templates(run_dir.path, templates, policy.tokenizer)
+    ctx = RunContext(spec, run_dir, algorithm, policy, templates, dist=dist)
     ctx.write_fingerprint()
     return ctx
 
@@ -226,9 +243,14 @@ def train(ctx: RunContext) -> int:
     second of the whole iteration), ``env/steps_per_s`` (env steps per rollout second),
     ``rollout/completion_tokens_per_s``, ``train/logprob_diff`` (recomputed vs sampling-time
     log-probs), ``time/rollout_s``, ``time/advantage_s``, ``time/update_s``, ``time/sync_s``,
-    ``time/eval_s`` (0 without evaluation), ``time/iteration_s``; ``loss/<name>`` for algorithm loss
+    ``time/eval_s`` (0 without evaluation), ``time/iteration_s``; ``time/rollout_env_s`` and
+    ``time/rollout_policy_s`` (the parts of the rollout spent in env calls and in the policy; with
+    N processes the slowest process's), ``time/comm_s`` and ``train/processes`` (N > 1: seconds in
+    collectives, waiting for other processes included); ``gpu/max_allocated_gib`` and
+    ``gpu/max_reserved_gib`` on a GPU; ``loss/<name>`` for algorithm loss
     terms; ``eval/*`` (:func:`siri_bench.evaluate.summarize`) on evaluation iterations.
     """
+    from siri_bench.distributed.rollout import sharded_rollout
     from siri_bench.errors import ConfigError
     from siri_bench.evaluate import summarize
     from siri_bench.records import episodes_frame, transcript_frame
@@ -252,29 +274,32 @@ def train(ctx: RunContext) -> int:
     )
 
     cfg, tc, run_dir, algorithm = ctx.config, ctx.config.train, ctx.run_dir, ctx.algorithm
+    dist = ctx.dist                                     # one process of N (a no-op context for N = 1)
     if cfg.env.train_split is None:
         raise ConfigError(f"algorithm {cfg.algorithm_name!r} trains, but env.train_split is not set")
-    if tc.processes > 1:
-        raise ConfigError(f"train.processes = {tc.processes}: data-parallel training is not part of this build; use 1")
     trainer = ctx.policy_trainer()                      # the torch model (also behind the vllm back end)
     update_settings = UpdateSettings.from_config(cfg)
     rollout_settings = RolloutSettings.from_config(cfg, "train")
+    parallel = dist if dist.enabled else None           # what the update needs of the other processes
 
     # -- set-up: the reference is the initial policy, so it is made before any checkpoint is loaded
-    seed_everything(ctx.seed)
+    seed_everything(dist.process_seed(ctx.seed))
     reference = make_reference(trainer) if tc.kl_coef > 0 else None
     optimizer, scheduler = make_optimizer(trainer.model, tc)
     stream = TaskStream(ctx.seed)
-    pool = ctx.env_pool(cfg.env.train_split, tc.rollout_concurrency or tc.groups_per_iter * tc.group_size)
+    pool = ctx.env_pool(cfg.env.train_split, tc.rollout_concurrency or dist.share(tc.groups_per_iter * tc.group_size))
     train_ids = list(pool.call("task_ids", [0])[0])
     if not train_ids:
         raise ConfigError(f"the train split {cfg.env.train_split!r} of {cfg.env.id} has no tasks")
 
-    def play(specs: list[Any]) -> Any:
+    def play_here(specs: list[Any], hooks: Any) -> Any:
         size = tc.rollout_concurrency or len(specs)
-        engine = RolloutEngine(ctx.env_pool(cfg.env.train_split, max(1, size)), ctx.policy, rollout_settings,
-                               algorithm)
+        engine = RolloutEngine(ctx.env_pool(cfg.env.train_split, max(1, size)), ctx.policy, rollout_settings, hooks)
         return engine.run(specs)
+
+    def play(specs: list[Any]) -> Any:
+        # N processes: each plays its whole groups, every process gets all episodes in spec order
+        return sharded_rollout(dist, specs, play_here, algorithm)
 
     state = TrainingState(cfg, run_dir, ctx.seed, ctx.policy, stream, train_ids, rollout_settings,
                           task_info_fn=lambda task_id: pool.call("task_info", [0], task_id)[0], rollout_fn=play)
@@ -285,23 +310,37 @@ def train(ctx: RunContext) -> int:
     if checkpoint is not None:
         done = load_checkpoint(checkpoint.path, policy=trainer, optimizer=optimizer, scheduler=scheduler,
                                task_stream=stream, algorithm=algorithm)
+        if dist.enabled:
+            seed_everything(dist.process_seed(ctx.seed) + done)
         ctx.policy.on_weights_updated()
         log.info("resuming after iteration %d (%s)", done, checkpoint.path)
-    run_dir.drop_parts_after(done)
-    drop_train_transcripts_after(run_dir, done)
+    # N processes: wrap (DDP) or shard (FSDP) the model, after any checkpoint was loaded into it
+    dist.prepare(trainer, reference, optimizer, algorithm=algorithm, config=cfg)
+    if dist.is_main:
+        run_dir.drop_parts_after(done)
+        drop_train_transcripts_after(run_dir, done)
     last = cfg.iterations
 
-    def evaluate(iteration: int) -> dict[str, Any]:
+    def evaluate_here(iteration: int) -> dict[str, Any]:
         t0 = time.monotonic()
         frame = algorithm.evaluate(ctx, iteration)
         return {**summarize(frame), "time/eval_s": time.monotonic() - t0}
 
+    def evaluate(iteration: int) -> dict[str, Any]:
+        # process 0 evaluates (and writes the episodes); the others take its algorithm state after
+        summary = dist.on_main(lambda: evaluate_here(iteration))
+        dist.sync_algorithm(algorithm)
+        return summary or {}
+
     if done == 0 and (cfg.eval.at_start or last == 0) and not _has_row(run_dir, 0):
-        run_dir.append_metrics({"iteration": 0, **evaluate(0)})
+        row = {"iteration": 0, **evaluate(0)}
+        if dist.is_main:
+            run_dir.append_metrics(row)
 
     for iteration in range(done + 1, last + 1):
         t_iteration = time.monotonic()
         state.iteration, state.metrics = iteration, {}
+        dist.take_comm_seconds()
 
         # 1. rollout
         t0 = time.monotonic()
@@ -322,10 +361,13 @@ def train(ctx: RunContext) -> int:
 
         # 3. update
         t0 = time.monotonic()
-        batch, diagnostics = prepare_batch(trainer, reference, table, steps, update_settings)
+        batch, diagnostics = prepare_batch(trainer, reference, table, steps, update_settings, dist=parallel)
         update = update_policy(trainer, optimizer, scheduler, batch, update_settings, run_seed=ctx.seed,
-                               iteration=iteration, algorithm=algorithm, rollout_settings=rollout_settings)
+                               iteration=iteration, algorithm=algorithm, rollout_settings=rollout_settings,
+                               dist=parallel)
         update_s = time.monotonic() - t0
+        if cfg.policy.backend == "vllm":     # vLLM's sampling-time log-probs vs the trainer's (diagnostic only)
+            diagnostics["train/vllm_logprob_abs_diff"] = diagnostics["train/logprob_diff"]
 
         # 4. weight sync
         t0 = time.monotonic()
@@ -335,10 +377,12 @@ def train(ctx: RunContext) -> int:
         # 5. the algorithm's iteration end, sampled training transcripts
         metrics = state.metrics
         metrics.update(rollout_metrics(result.episodes, table, rollout_s))
-        metrics.update({**diagnostics, **update, "time/rollout_s": rollout_s, "time/advantage_s": advantage_s,
+        env_s, policy_s = dist.max(result.env_s), dist.max(result.policy_s)       # the slowest process's
+        metrics.update({**diagnostics, **update, "time/rollout_s": rollout_s, "time/rollout_env_s": env_s,
+                        "time/rollout_policy_s": policy_s, "time/advantage_s": advantage_s,
                         "time/update_s": update_s, "time/sync_s": sync_s})
         metrics.update(algorithm.on_iteration_end(state) or {})
-        if cfg.eval.keep_transcripts == "eval+sample":
+        if cfg.eval.keep_transcripts == "eval+sample" and dist.is_main:
             kept = [e for e in result.episodes
                     if keeps_train_transcript(e.episode_id, ctx.seed, cfg.eval.train_transcript_fraction)]
             write_train_transcripts(run_dir, iteration, transcript_frame([s for e in kept for s in e.steps]),
@@ -352,16 +396,25 @@ def train(ctx: RunContext) -> int:
         metrics["time/iteration_s"] = time.monotonic() - t_iteration
         tokens = metrics["train/prompt_tokens"] + metrics["train/completion_tokens"]
         metrics["train/tokens_per_s"] = tokens / metrics["time/iteration_s"]
-        run_dir.append_metrics({"iteration": iteration, **metrics})
+        metrics.update(_gpu_memory(trainer, dist))
+        if dist.enabled:
+            metrics.update({"train/processes": dist.world_size, "time/comm_s": dist.take_comm_seconds()})
+        if dist.is_main:
+            run_dir.append_metrics({"iteration": iteration, **metrics})
         log.info("iteration %d/%d: train success %.3f, invalid %.3f, grad norm %s, %.1fs%s", iteration, last,
                  metrics["train/success"], metrics["train/invalid_rate"], _fmt(metrics.get("train/grad_norm")),
                  metrics["time/iteration_s"],
                  f", eval success {metrics['eval/success']:.3f}" if "eval/success" in metrics else "")
         if iteration == last or iteration % tc.checkpoint_every == 0:
-            save_checkpoint(run_dir, iteration, policy=trainer, optimizer=optimizer, scheduler=scheduler,
-                            task_stream=stream, algorithm=algorithm, keep=tc.keep_checkpoints,
-                            meta={"algorithm": cfg.algorithm_name, "model": cfg.policy.model,
-                                  "lora": cfg.policy.lora is not None, "init_from": tc.init_from})
+            saved_policy, saved_optimizer = dist.checkpoint_views(trainer, optimizer)   # FSDP: gathered
+            if dist.is_main:
+                save_checkpoint(run_dir, iteration, policy=saved_policy, optimizer=saved_optimizer,
+                                scheduler=scheduler, task_stream=stream, algorithm=algorithm,
+                                keep=tc.keep_checkpoints,
+                                meta={"algorithm": cfg.algorithm_name, "model": cfg.policy.model,
+                                      "lora": cfg.policy.lora is not None, "init_from": tc.init_from,
+                                      "processes": dist.world_size, "strategy": dist.strategy})
+    dist.barrier()                          # the last checkpoint is complete before any process returns
     return last
 
 
@@ -369,25 +422,49 @@ def _has_row(run_dir: RunDir, iteration: int) -> bool:
     return any(r.get("iteration") == iteration for r in run_dir.read_metrics())
 
 
+def _gpu_memory(trainer: Any, dist: DistContext) -> dict[str, float]:
+    """``gpu/max_allocated_gib`` and ``gpu/max_reserved_gib``: the iteration's peak GPU memory of torch's
+    allocator in this process (the largest over the processes; vLLM's pool is inside ``reserved``
+    only when the engine allocates through torch), then the peak is reset. Empty on CPU."""
+    import torch
+
+    device = getattr(trainer, "device", None)
+    if device is None or getattr(device, "type", "cpu") != "cuda":
+        return {}
+    allocated = dist.max(torch.cuda.max_memory_allocated(device) / 1024**3)
+    reserved = dist.max(torch.cuda.max_memory_reserved(device) / 1024**3)
+    torch.cuda.reset_peak_memory_stats(device)
+    return {"gpu/max_allocated_gib": allocated, "gpu/max_reserved_gib": reserved}
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def run_training(spec: RunSpec, run_dir: RunDir) -> None:
-    """Run one run in its folder: (training, then) the final evaluation, then ``DONE``."""
+def run_training(spec: RunSpec, run_dir: RunDir, dist: DistContext | None = None) -> None:
+    """Run one run in its folder: (training, then) the final evaluation, then ``DONE``.
+
+    ``dist``: this process of a multi-process run (:mod:`siri_bench.distributed`); process 0 writes
+    the folder, the others only train."""
+    from siri_bench.distributed.launch import placement
     from siri_bench.evaluate import round_episodes, summarize
     from siri_bench.registry import ALGORITHMS
 
     cfg = spec.config
+    dist = dist or DistContext(placement=placement())
     algo_cls = ALGORITHMS.get(cfg.algorithm_name)
     if not algo_cls.trains and cfg.iterations > 0:
         log.warning("algorithm %r does not train; iterations = %d is ignored", cfg.algorithm_name, cfg.iterations)
     t0 = time.monotonic()
-    ctx = build_run_context(spec, run_dir)
+    ctx = build_run_context(spec, run_dir, dist=dist)
     try:
         if algo_cls.trains:
             iteration = train(ctx)                    # it evaluates its last iteration itself
+            if not dist.is_main:
+                return
             frame = round_episodes(run_dir, iteration)
+        elif not dist.is_main:
+            return
         else:
             iteration = 0
             t_eval = time.monotonic()

@@ -19,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="runs executed in parallel (local process pool); with --backend ray: the most runs in "
                         "flight (1: as many as the cluster's resources allow)")
     p.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute")
-    p.add_argument("--processes", type=int, default=None, help="data-parallel trainer processes per run")
+    p.add_argument("--processes", type=int, default=None,
+                   help="trainer processes per run (train.processes; data parallel over whole rollout groups)")
+    p.add_argument("--device", default=None,
+                   help="policy.device for every run: cpu, cuda (with --processes N: process r takes GPU r) or auto")
     p.add_argument("--restart", action="store_true", help="delete existing run folders and start over")
     p.add_argument("--no-report", action="store_true", help="do not write a report after the runs")
     p.set_defaults(func=run)
@@ -32,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.processes is not None:
         overrides.append(f"train.processes={args.processes}")
+    if args.device is not None:
+        overrides.append(f"policy.device={args.device}")
     cfg = load_config(args.config, overrides)
     return run_experiment(cfg, dry_run=args.dry_run, workers=args.workers, backend=args.backend,
                           restart=args.restart, write_report=not args.no_report)

@@ -84,6 +84,9 @@ def build_policy(cfg: Any, *, trainable: bool = False, seed: int = 0, model_seed
     if cfg.backend == "vllm" and device == "auto":
         device = "cuda"
     if cfg.backend == "vllm":
+        if cfg.vllm.placement != "colocated":
+            raise ConfigError(f"policy.vllm.placement = {cfg.vllm.placement!r} (vLLM engines on GPUs of their own) is "
+                              "not implemented yet: use colocated (each trainer process runs its engine on its GPU)")
         from siri_bench.policy.vllm import import_vllm
 
         import_vllm()                               # a clear error before loading any weights

@@ -143,6 +143,13 @@ def hf_weight_name(name: str) -> str:
     return name.replace(".base_layer.", ".")
 
 
+def _full(tensor: Any) -> Any:
+    """A whole tensor: a sharded one (an FSDP2 DTensor: ``train.strategy: fsdp``) is gathered from
+    every trainer process, which all sync their engines together (a collective)."""
+    full = getattr(tensor, "full_tensor", None)
+    return full() if callable(full) else tensor
+
+
 @contextmanager
 def merged_weights(model: Any) -> Iterator[Iterator[tuple[str, Any]]]:
     """Yield ``(name, tensor)`` pairs of the model's full weights, LoRA adapters merged in.
@@ -163,12 +170,12 @@ def merged_weights(model: Any) -> Iterator[Iterator[tuple[str, Any]]]:
         for name, tensor in model.state_dict().items():
             if lora_layers and "lora_" in name:
                 continue
-            tensor = tensor.detach()
+            tensor = _full(tensor.detach())
             layer = lora_layers.get(name)
             if layer is not None and not getattr(layer, "merged", False):
                 for adapter in layer.active_adapters:
                     if adapter in layer.lora_A:
-                        tensor = tensor + layer.get_delta_weight(adapter).detach().to(tensor.dtype)
+                        tensor = tensor + _full(layer.get_delta_weight(adapter).detach()).to(tensor.dtype)
             yield hf_weight_name(name), tensor
 
     yield pairs()

@@ -171,6 +171,16 @@ def save_checkpoint(run_dir: RunDir, iteration: int, *, policy: Any, optimizer: 
     return run_dir.save_checkpoint(iteration, write, keep=keep)
 
 
+def load_algorithm_state(folder: Path, algorithm: Any) -> bool:
+    """Restore only the algorithm's state (skill banks, memories) of checkpoint ``folder``, for an
+    evaluation of the checkpoint; False when the checkpoint has none (an older layout)."""
+    path = Path(folder) / "algorithm.pt"
+    if not path.exists():
+        return False
+    algorithm.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+    return True
+
+
 def load_checkpoint(folder: Path, *, policy: Any, optimizer: Any, scheduler: Any, task_stream: Any,
                     algorithm: Any) -> int:
     """Restore everything :func:`save_checkpoint` wrote; returns the checkpoint's iteration."""

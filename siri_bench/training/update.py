@@ -16,6 +16,12 @@ clipped to ``train.max_grad_norm`` and AdamW steps.
 
 The model stays in eval mode (no dropout, so the first ratio is exactly 1), except with gradient
 checkpointing, which transformers only runs in train mode.
+
+With N trainer processes (``dist``, a :class:`~siri_bench.distributed.DistContext`) every process
+holds all step rows and builds the same mini-batches; process ``r`` computes the rows ``i % N == r``
+of each, scales its loss by N (the parallel engine averages gradients over the processes) and keeps
+the mini-batch's global loss-unit count as denominator, so the optimizer step is the
+single-process one. Metrics are summed over the processes before they are divided.
 """
 
 from __future__ import annotations
@@ -108,20 +114,26 @@ def unit_logprobs(policy: Any, steps: Sequence[StepRecord], *, micro_batch_size:
 
 
 def prepare_batch(policy: Any, reference: Any, table: pd.DataFrame, steps: Sequence[StepRecord],
-                  settings: UpdateSettings) -> tuple[UpdateBatch, dict[str, float]]:
+                  settings: UpdateSettings, dist: Any = None) -> tuple[UpdateBatch, dict[str, float]]:
     """The :class:`UpdateBatch` (old and reference log-probs of the base rows) and diagnostics:
     ``train/logprob_diff``, the mean absolute difference between the recomputed and the
-    sampling-time log-probs (0 up to numerics for the ``hf`` back end; vLLM's differ a little)."""
+    sampling-time log-probs (0 up to numerics for the ``hf`` back end; vLLM's differ a little).
+    With ``dist`` only this process's rows get log-probs (the diagnostic is over all processes)."""
     table = table.reset_index(drop=True)
     base = table["base"].to_numpy(dtype=bool)
     idx = np.flatnonzero(base)
+    if dist is not None:
+        idx = np.array([i for i in idx if dist.owns(i)], dtype=np.int64)
     chosen = [steps[i] for i in idx]
+    passes = -(-len(chosen) // settings.micro_batch_size)        # forward passes per model below
     old: list[torch.Tensor | None] = [None] * len(steps)
     ref: list[torch.Tensor | None] | None = None
     diffs: list[float] = []
     if len(idx):
         recomputed = unit_logprobs(policy, chosen, micro_batch_size=settings.micro_batch_size,
                                    temperature=settings.score_temperature)
+        if dist is not None:
+            dist.pad_forwards(policy, passes)
         for i, values in zip(idx, recomputed):
             old[i] = values
             s = steps[i]
@@ -133,7 +145,19 @@ def prepare_batch(policy: Any, reference: Any, table: pd.DataFrame, steps: Seque
             for i, values in zip(idx, unit_logprobs(reference, chosen, micro_batch_size=settings.micro_batch_size,
                                                     temperature=settings.score_temperature)):
                 ref[i] = values
-    metrics = {"train/logprob_diff": float(np.mean(diffs)) if diffs else 0.0}
+            if dist is not None:
+                dist.pad_forwards(reference, passes)
+    elif dist is not None:                # no rows here: the other processes' passes still need partners
+        dist.pad_forwards(policy, 0)
+        if reference is not None:
+            dist.pad_forwards(reference, 0)
+    if dist is not None and reference is not None and ref is None:
+        ref = [None] * len(steps)
+    total, count = float(np.sum(diffs)), float(len(diffs))
+    if dist is not None:
+        sums = dist.sum({"diff": total, "count": count})
+        total, count = sums["diff"], sums["count"]
+    metrics = {"train/logprob_diff": total / count if count else 0.0}
     return UpdateBatch(table, list(steps), old, ref), metrics
 
 
@@ -171,10 +195,11 @@ def base_aggregation_count(steps: Sequence[StepRecord], agg: str) -> float:
 
 
 def accumulate_minibatch(policy: Any, batch: UpdateBatch, rows: Sequence[int], settings: UpdateSettings, *,
-                         algorithm: Any = None, iteration: int = 0, rollout_settings: RolloutSettings | None = None
-                         ) -> MinibatchStats:
+                         algorithm: Any = None, iteration: int = 0, rollout_settings: RolloutSettings | None = None,
+                         dist: Any = None) -> MinibatchStats:
     """Back-propagate the loss of the mini-batch ``rows`` in micro-batches (gradients accumulate in
-    ``.grad``; no optimizer step). Returns the mini-batch's statistics."""
+    ``.grad``; no optimizer step). Returns the mini-batch's statistics (this process's part of them
+    with ``dist``, whose engine then averages the gradients: see the module docstring)."""
     stats = MinibatchStats()
     rows = [int(r) for r in rows]
     base_flags = batch.base
@@ -184,7 +209,11 @@ def accumulate_minibatch(policy: Any, batch: UpdateBatch, rows: Sequence[int], s
     minibatch_table = batch.table.iloc[rows]
     minibatch_steps = [batch.steps[r] for r in rows]
     device = getattr(policy, "device", torch.device("cpu"))
-    for micro in chunks(rows, settings.micro_batch_size):
+    local = rows if dist is None else [r for r in rows if dist.owns(r)]
+    micro_batches = list(chunks(local, settings.micro_batch_size))
+    count = len(micro_batches) if dist is None else dist.micro_batch_count(len(micro_batches))
+    for k in range(count):
+        micro = micro_batches[k] if k < len(micro_batches) else []
         parts: list[torch.Tensor] = []
         micro_base = [r for r in micro if base_flags[r]]
         if micro_base:
@@ -207,20 +236,27 @@ def accumulate_minibatch(policy: Any, batch: UpdateBatch, rows: Sequence[int], s
                          "ratio_mean"):
                 if name in out.metrics:
                     stats.weighted[name] += float(out.metrics[name]) * tokens
-        if algorithm is not None:
+        if algorithm is not None and len(micro):
             loss_batch = LossBatch(batch.table.iloc[list(micro)], [batch.steps[r] for r in micro], minibatch_table,
                                    minibatch_steps, iteration, rollout_settings or RolloutSettings(env_id=""),
                                    getattr(policy, "tokenizer", None))
             for name, term in (algorithm.loss_terms(loss_batch, policy) or {}).items():
                 parts.append(term)
                 stats.terms[name] += float(term.detach())
+        backward = False
         if parts:
             total = parts[0]
             for p in parts[1:]:
                 total = total + p
+            if dist is not None:
+                total = total * dist.world_size       # the engine averages over the processes
             if total.requires_grad:
                 total.backward()
-                stats.backward = True
+                stats.backward = backward = True
+        if dist is not None and not backward:
+            dist.pad_micro_batch(policy)               # FSDP: as many backward passes as the other processes
+    if dist is not None:
+        stats.backward = dist.finish_gradients(policy, stats.backward)
     return stats
 
 
@@ -233,8 +269,9 @@ def trainable_parameters(model: Any) -> list[torch.nn.Parameter]:
 
 def update_policy(policy: Any, optimizer: Any, scheduler: Any, batch: UpdateBatch, settings: UpdateSettings, *,
                   run_seed: int, iteration: int, algorithm: Any = None,
-                  rollout_settings: RolloutSettings | None = None) -> dict[str, Any]:
-    """Run the update epochs (see the module docstring); returns the iteration's update metrics."""
+                  rollout_settings: RolloutSettings | None = None, dist: Any = None) -> dict[str, Any]:
+    """Run the update epochs (see the module docstring); returns the iteration's update metrics
+    (over all processes with ``dist``)."""
     model = policy.model
     params = trainable_parameters(model)
     was_training = model.training
@@ -251,7 +288,7 @@ def update_policy(policy: Any, optimizer: Any, scheduler: Any, batch: UpdateBatc
             for rows in chunks(order, settings.minibatch_size):
                 optimizer.zero_grad(set_to_none=True)
                 stats = accumulate_minibatch(policy, batch, rows, settings, algorithm=algorithm, iteration=iteration,
-                                             rollout_settings=rollout_settings)
+                                             rollout_settings=rollout_settings, dist=dist)
                 minibatches += 1
                 tokens += stats.tokens
                 for k, v in stats.weighted.items():
@@ -260,13 +297,18 @@ def update_policy(policy: Any, optimizer: Any, scheduler: Any, batch: UpdateBatc
                     terms[k] += v
                 if not stats.backward:
                     continue
-                norm = torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-                grad_norms.append(float(norm))
+                if dist is None:
+                    norm = float(torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm))
+                else:
+                    norm = dist.clip_grad_norm(params, settings.max_grad_norm)
+                grad_norms.append(norm)
                 optimizer.step()
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
     finally:
         model.train(was_training)
+    if dist is not None:                          # sums over the processes, then the same divisions
+        tokens, weighted, terms = _sum_over_processes(dist, tokens, weighted, terms)
     names = {"pg_loss": "train/pg_loss", "kl_loss": "train/kl", "entropy": "train/entropy",
              "clip_fraction": "train/clip_fraction", "dual_clip_fraction": "train/dual_clip_fraction",
              "approx_kl": "train/approx_kl", "ratio_mean": "train/ratio_mean"}
@@ -279,3 +321,17 @@ def update_policy(policy: Any, optimizer: Any, scheduler: Any, batch: UpdateBatc
     for name, total in terms.items():
         out[f"loss/{name}"] = total / max(1, minibatches)
     return out
+
+
+def _sum_over_processes(dist: Any, tokens: float, weighted: dict[str, float], terms: dict[str, float]
+                        ) -> tuple[float, dict[str, float], dict[str, float]]:
+    """The update's token count and metric sums added up over the processes (names a process never
+    saw count 0 there)."""
+    w_names = dist.union_names(list(weighted))
+    t_names = dist.union_names(list(terms))
+    values = {"tokens": tokens, **{f"w/{k}": weighted.get(k, 0.0) for k in w_names},
+              **{f"t/{k}": terms.get(k, 0.0) for k in t_names}}
+    total = dist.sum(values)
+    summed_w: dict[str, float] = defaultdict(float, {k: total[f"w/{k}"] for k in w_names})
+    summed_t: dict[str, float] = defaultdict(float, {k: total[f"t/{k}"] for k in t_names})
+    return total["tokens"], summed_w, summed_t
