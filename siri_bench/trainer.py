@@ -171,6 +171,7 @@ def build_run_context(spec: RunSpec, run_dir: RunDir, *, policy: Any = None) -> 
     save_templates(run_dir.path, templates, policy.tokenizer)
     ctx = RunContext(spec, run_dir, algorithm, policy, templates)
     ctx.write_fingerprint()
+    algorithm.setup(ctx)
     return ctx
 
 
@@ -190,7 +191,7 @@ def train(ctx: RunContext) -> int:
 
 def run_training(spec: RunSpec, run_dir: RunDir) -> None:
     """Run one run in its folder: (training, then) the final evaluation, then ``DONE``."""
-    from siri_bench.evaluate import run_evaluation, summarize
+    from siri_bench.evaluate import summarize
     from siri_bench.registry import ALGORITHMS
 
     cfg = spec.config
@@ -202,7 +203,7 @@ def run_training(spec: RunSpec, run_dir: RunDir) -> None:
     try:
         iteration = train(ctx) if algo_cls.trains else 0
         t_eval = time.monotonic()
-        frame = run_evaluation(ctx, iteration)
+        frame = ctx.algorithm.evaluate(ctx, iteration)
         summary = summarize(frame)
         run_dir.append_metrics({"iteration": iteration, **summary, "time/eval_s": time.monotonic() - t_eval})
         run_dir.finalize({**summary, "iteration": iteration, "policy": ctx.policy_info(),
