@@ -2,7 +2,9 @@
 
 Each algorithm's ``Config`` (``algorithms/grpo.py``, ``rloo.py``, ``gigpo.py``) extends
 :class:`GroupBaselineParams`; :meth:`GroupBaselineParams.estimator_params` gives the keyword
-arguments of ``algorithms.estimators.compute(config.estimator, steps, **params)``. This module
+arguments of ``algorithms.estimators.compute(config.estimator, steps, **params)``; the invalid-action
+penalty comes from ``policy.invalid_action_penalty`` (one knob for the rollout's records and the
+estimators). This module
 stays import-light (pydantic only) so that configs validate without numpy, pandas or torch.
 """
 
@@ -30,9 +32,6 @@ class GroupBaselineParams(StrictModel):
         "what the episode-level group mean/std run over: 'episodes' (each of the N episode returns "
         "once; the GiGPO paper) or 'steps' (every step row carries its episode's return, so longer "
         "episodes weigh more; verl-agent)"))
-    invalid_penalty: float = Field(0.0, ge=0, description=(
-        "subtracted for every step whose action was invalid (the step table's 'valid' column); "
-        "verl-agent's scripts use 0.1 with a success reward of 10"))
     penalty_mode: Literal["reward", "verl"] = Field("reward", description=(
         "'reward': the penalty is subtracted from the step's reward, so it enters the episode "
         "return and the discounted returns of earlier steps; 'verl': subtracted from that row's "
@@ -45,6 +44,10 @@ class GroupBaselineParams(StrictModel):
                              "or use penalty_mode='reward'")
         return self
 
-    def estimator_params(self) -> dict[str, Any]:
-        """Keyword arguments for ``estimators.compute(self.estimator, steps, **params)``."""
-        return self.model_dump(exclude=set(self.non_estimator_fields))
+    def estimator_params(self, invalid_penalty: float = 0.0) -> dict[str, Any]:
+        """Keyword arguments for ``estimators.compute(self.estimator, steps, **params)``.
+
+        ``invalid_penalty`` is not an algorithm parameter: the one knob is
+        ``policy.invalid_action_penalty`` (the rollout records it per step), which the trainer passes here.
+        """
+        return {**self.model_dump(exclude=set(self.non_estimator_fields)), "invalid_penalty": float(invalid_penalty)}

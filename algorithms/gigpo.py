@@ -3,28 +3,35 @@ A = A_episode + omega * A_step. A_episode is GRPO's; A_step normalises the disco
 R_t = sum_k gamma^k r_{t+k} over the *step group* of rows (of one episode group) that share an
 anchor key, i.e. that acted in the same environment state; singleton step groups get 0.
 
-Only the parameters live here for now; the algorithm class is registered once the trainer exists.
+The training loop is the harness's (:func:`siri_bench.trainer.train`); the algorithm only names its
+estimator through its ``Config``, so the class is a registration.
 The estimator is ``algorithms.estimators.gigpo`` (``gigpo_table`` shows the grouping).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
+from algorithms.base import Algorithm
 from algorithms.grpo import GRPOConfig
+from siri_bench.registry import register_algorithm
 
 
 class GiGPOConfig(GRPOConfig):
-    """GiGPO's parameters: GRPO's plus the step level and the anchor key."""
+    """GiGPO's parameters: GRPO's plus the step level. What the anchor key is (the env state or the
+    raw observation) is the rollout's ``env.anchor``, which records it on every step."""
 
     estimator: ClassVar[str] = "gigpo"
-    non_estimator_fields: ClassVar[frozenset[str]] = frozenset({"anchor"})
 
     gamma: float = Field(0.95, ge=0, le=1, description="discount of the step-level returns R_t")
     omega: float = Field(1.0, ge=0, description="weight of the step-level advantage (the paper uses 1)")
-    anchor: Literal["state", "observation"] = Field("state", description=(
-        "what the rollout records as a step's anchor key: 'state' (observation plus what identifies "
-        "the true state, e.g. ALFWorld's sorted admissible actions) or 'observation' (the raw "
-        "observation text alone; verl-agent, which merges states differing only in inventory)"))
+
+
+@register_algorithm("gigpo")
+class GiGPO(Algorithm):
+    """GiGPO: episode-level plus anchor-state step-level advantages, PPO-clip update with KL."""
+
+    Config = GiGPOConfig
+    trains: ClassVar[bool] = True

@@ -1,7 +1,8 @@
 """GRPO (Shao et al. 2024) for multi-step agents: the episode return, normalised within the group
 of G rollouts of one task, is every step's advantage.
 
-Only the parameters live here for now; the algorithm class is registered once the trainer exists.
+The training loop is the harness's (:func:`siri_bench.trainer.train`); the algorithm only names its
+estimator through its ``Config``, so the class is a registration.
 The estimator is ``algorithms.estimators.grpo``.
 """
 
@@ -12,6 +13,8 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from algorithms.advantage_params import GroupBaselineParams
+from algorithms.base import Algorithm
+from siri_bench.registry import register_algorithm
 
 
 class GRPOConfig(GroupBaselineParams):
@@ -21,3 +24,11 @@ class GRPOConfig(GroupBaselineParams):
 
     norm: Literal["std", "mean"] = Field("std", description=(
         "'std': (R - mean) / (std + eps); 'mean': R - mean (Dr. GRPO; verl-agent's GiGPO WebShop script)"))
+
+
+@register_algorithm("grpo")
+class GRPO(Algorithm):
+    """GRPO: group-normalised episode returns as every step's advantage, PPO-clip update with KL."""
+
+    Config = GRPOConfig
+    trains: ClassVar[bool] = True

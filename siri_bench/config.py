@@ -136,22 +136,33 @@ class TrainConfig(StrictModel):
 
     groups_per_iter: int = Field(16, ge=1, description="B: distinct tasks per iteration")
     group_size: int = Field(8, ge=1, description="G: rollouts per task (same task, same env seed)")
-    lr: float = Field(1e-6, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    ppo_epochs: int = Field(1, ge=1)
+    lr: float = Field(1e-6, gt=0, description="AdamW learning rate (constant; verl-agent: 1e-6)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    ppo_epochs: int = Field(1, ge=1, description="K: passes over an iteration's step rows")
     minibatch_size: int = Field(256, ge=1, description="step rows per optimizer step")
     micro_batch_size: int = Field(8, ge=1, description="step rows per forward/backward pass")
-    max_grad_norm: float = Field(1.0, gt=0)
-    clip_ratio: float = Field(0.2, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient-norm clip per optimizer step")
+    clip_ratio: float = Field(0.2, gt=0, lt=1, description="PPO clip epsilon (lower, and upper unless clip_ratio_high)")
     clip_ratio_high: float | None = Field(None, gt=0, description="asymmetric upper clip (None: clip_ratio)")
-    dual_clip: float | None = Field(3.0, description="dual-clip constant c for negative advantages (None: off)")
-    kl_coef: float = Field(0.01, ge=0)
-    entropy_coef: float = Field(0.001, ge=0)
-    loss_agg: Literal["token-mean", "seq-mean-token-mean"] = "token-mean"
-    checkpoint_every: int = Field(5, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
-    init_from: str | None = Field(None, description="run folder whose last checkpoint initialises the policy")
+    dual_clip: float | None = Field(3.0, gt=1, description="dual-clip constant c for negative advantages (None: off)")
+    kl_coef: float = Field(0.01, ge=0, description="weight of the k3 KL to the frozen reference policy (0: no "
+                           "reference policy at all)")
+    entropy_coef: float = Field(0.001, ge=0, description="weight of the entropy bonus (verl: 0.001)")
+    loss_agg: Literal["token-mean", "seq-mean-token-mean"] = Field(
+        "token-mean", description="how the per-token loss is averaged over a mini-batch")
+    checkpoint_every: int = Field(5, ge=1, description="save a checkpoint every N iterations (and after the last)")
+    keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept")
+    init_from: str | None = Field(None, description="run folder whose last checkpoint initialises the policy "
+                                  "(e.g. an sft run; a LoRA adapter is merged into the base weights)")
     processes: int = Field(1, ge=1, description="data-parallel processes (accelerate)")
+    reward: Literal["won", "score"] = Field(
+        "won", description="training reward on the step the env terminates: reward_scale * won (verl-agent), or "
+        "reward_scale * score (WebShop's partial purchase score); the env reward itself stays native")
+    reward_scale: float = Field(10.0, gt=0, description="multiplier of the training reward (verl-agent: 10)")
+    warmup_steps: int = Field(0, ge=0, description="linear LR warm-up in optimizer steps (verl-agent: 0)")
+    rollout_concurrency: int | None = Field(
+        None, ge=1, description="training episodes played at once (env copies; one batched policy call per step); "
+        "None: all of an iteration's episodes")
 
 
 class EvalConfig(StrictModel):

@@ -70,6 +70,13 @@ class StepRecord:
     candidate_index: int = -1                                     # score mode
     action_logprob: float | None = None                           # score mode: log p(chosen)
     seconds: float = 0.0                        # this step's share of policy and env wall time
+    # what the prompt was built from, so that it can be rebuilt (e.g. without the additions:
+    # :func:`siri_bench.rollout.rebuild_prompt_ids`)
+    task: str = ""                                                # the task sentence
+    admissible_actions: list[str] = field(default_factory=list)   # admissible actions at this step
+    history: list[Any] = field(default_factory=list)              # HistoryEntry of every earlier step
+    variant: str = "plain"                                        # the episode's variant ("skill", ...)
+    actor: str = "policy"                                         # "policy" or "expert" (SFT demonstrations)
 
     @property
     def prompt_tokens(self) -> int:
@@ -181,13 +188,16 @@ def behaviour_logprobs(steps: Sequence[StepRecord]) -> tuple[list[list[float]], 
 
 
 def current_logprobs(policy: Any, steps: Sequence[StepRecord], *, grad: bool = True,
-                     temperature: float = 1.0) -> Any:
+                     temperature: float = 1.0, with_entropy: bool = False,
+                     prompt_ids: Sequence[Sequence[int]] | None = None) -> Any:
     """Log-probs of the loss units of ``steps`` under the policy's current weights.
 
     Returns a :class:`~siri_bench.policy.base.TokenLogProbs` in the layout of
     :func:`behaviour_logprobs`: per response token in generate mode, one column (the candidate
     log-softmax at ``temperature``, i.e. ``policy.score_temperature``) in score mode. All steps must
-    share one action mode.
+    share one action mode. ``with_entropy`` adds the entropy of the next-token distribution per
+    token (generate mode) or of the candidate distribution (score mode). ``prompt_ids`` replaces
+    the recorded prompts (e.g. the plain prompts of skill-guided steps, SIRI's internalization).
     """
     import torch
 
@@ -196,13 +206,31 @@ def current_logprobs(policy: Any, steps: Sequence[StepRecord], *, grad: bool = T
     modes = {s.action_mode for s in steps}
     if len(modes) > 1:
         raise ValueError(f"steps mix action modes {sorted(modes)}")
+    prompts = [list(p) for p in prompt_ids] if prompt_ids is not None else [s.prompt_ids for s in steps]
+    if len(prompts) != len(steps):
+        raise ValueError(f"got {len(prompts)} prompts for {len(steps)} steps")
     if modes == {"score"}:
-        values = policy.candidate_logprobs([s.prompt_ids for s in steps], [s.candidate_ids for s in steps],
+        if any(s.candidate_index < 0 for s in steps):
+            raise ValueError("a score-mode step without a chosen candidate has no loss unit")
+        if with_entropy:
+            dists = policy.candidate_log_softmax(prompts, [s.candidate_ids for s in steps],
+                                                 temperature=temperature, grad=grad)
+            values = torch.stack([d[s.candidate_index] for d, s in zip(dists, steps)]).reshape(-1, 1)
+            entropy = torch.stack([-(d.exp() * d).sum() for d in dists]).reshape(-1, 1)
+            return TokenLogProbs(values, torch.ones_like(values, dtype=torch.bool), entropy)
+        values = policy.candidate_logprobs(prompts, [s.candidate_ids for s in steps],
                                            [s.candidate_index for s in steps], temperature=temperature, grad=grad)
         values = values.reshape(-1, 1)
         return TokenLogProbs(values, torch.ones_like(values, dtype=torch.bool))
-    out = policy.logprobs([s.prompt_ids for s in steps], [s.response_ids for s in steps], grad=grad)
+    out = policy.logprobs(prompts, [s.response_ids for s in steps], grad=grad, with_entropy=with_entropy)
     mask = torch.zeros_like(out.mask)
     for i, s in enumerate(steps):
         mask[i, :len(s.action_mask)] = torch.tensor(s.action_mask, dtype=torch.bool, device=mask.device)
     return TokenLogProbs(out.values, out.mask & mask, out.entropy)
+
+
+def loss_unit_count(step: StepRecord) -> int:
+    """How many loss units (action tokens; 1 in score mode) a step contributes."""
+    if step.action_mode == "score":
+        return 1 if step.candidate_index >= 0 else 0
+    return int(sum(step.action_mask))

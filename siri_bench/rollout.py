@@ -28,20 +28,35 @@ Episode status (exactly one, :data:`siri_bench.store.EPISODE_STATUSES`), first m
 * ``invalid_format`` - ``policy.invalid_format_limit`` outputs had no parseable action, or the
   episode ran out of steps without a single parseable action;
 * ``step_limit`` - the env truncated the episode at its step limit (or the engine's safety cap).
+
+**Expert episodes** (``EpisodeSpec.actor == "expert"``, behaviour cloning): the env's
+``expert_plan()`` is read right after the reset and its actions are played in order instead of the
+policy's; the records look like policy steps, so the same loss code trains on them. Generate mode
+records the target response ``<think>Next step: {action}.</think><action>{action}</action>`` plus
+EOS (:data:`EXPERT_THINK`: the think text restates the planned action and invents no reasoning);
+score mode records the expert action's index among the candidates (-1 when the action is not a
+candidate, e.g. a WebShop search query other than the derived ones: such a step has no loss unit).
+A plan that runs out before the episode ends fails the episode (``policy_error``).
+
+:func:`rebuild_prompt_ids` rebuilds a recorded step's prompt with other (e.g. no) additions, from
+the task, observation, admissible actions and history each :class:`StepRecord` keeps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
+
+import numpy as np
 
 from siri_bench.parsing import Projection, project, project_choice
 from siri_bench.policy.base import GenerationRequest, Policy, SamplingParams
-from siri_bench.policy.scoring import choose_candidate
+from siri_bench.policy.scoring import choose_candidate, log_softmax
 from siri_bench.prompts import (
     HistoryEntry,
     Prompt,
@@ -51,7 +66,14 @@ from siri_bench.prompts import (
     env_format_for,
 )
 from siri_bench.records import EpisodeRecord, StepRecord, episodes_frame, steps_frame, transcript_frame
-from siri_bench.seeding import EpisodeSeeds, sample_task_id, step_seed, train_episode_seeds
+from siri_bench.seeding import (
+    EpisodeSeeds,
+    TaskDraw,
+    derive_seed,
+    sample_task_id,
+    step_seed,
+    train_episode_seeds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +112,54 @@ class EpisodeSpec:
     iteration: int = 0
     trial: int = 0
     variant: str = "plain"
+    actor: str = "policy"          # "policy", or "expert": play env.unwrapped.expert_plan()
+
+
+#: Generate-mode think text of expert (behaviour-cloning) targets; ``{action}`` is the expert action.
+EXPERT_THINK = "Next step: {action}."
+
+
+def expert_response(action: str) -> str:
+    """The generate-mode target of one expert step."""
+    return f"<think>{EXPERT_THINK.format(action=action)}</think><action>{action}</action>"
+
+
+def group_id_of(iteration: int, group: int, variant: str = "plain") -> str:
+    """``train-i{iteration}-g{group}`` (plus ``-{variant}`` for non-plain groups)."""
+    base = f"train-i{iteration:06d}-g{group:04d}"
+    return base if variant == "plain" else f"{base}-{variant}"
+
+
+def group_specs(tasks: Sequence[TaskDraw], *, run_seed: int, iteration: int, group_size: int,
+                first_group: int = 0, variant: str = "plain", actor: str = "policy") -> list[EpisodeSpec]:
+    """One group of ``group_size`` episodes per drawn task (group index ``first_group + k``): the
+    members share the task and the env seed and differ in policy seed; the recorded task seed is
+    the draw's. Ids: ``train-i{iteration}-g{g}[-{variant}]-m{m}``."""
+    specs = []
+    for k, draw in enumerate(tasks):
+        g = first_group + k
+        group = group_id_of(iteration, g, variant)
+        for m in range(group_size):
+            seeds = train_episode_seeds(run_seed, iteration, g, m)
+            seeds = EpisodeSeeds(draw.task_seed, seeds.env_seed, seeds.policy_seed)
+            specs.append(EpisodeSpec(f"{group}-m{m:02d}", group, draw.task_id, seeds, "train", iteration,
+                                     variant=variant, actor=actor))
+    return specs
+
+
+def paired_specs(specs: Sequence[EpisodeSpec], variant: str) -> list[EpisodeSpec]:
+    """A paired copy of training episodes with another ``variant`` (SIRI's skill-augmented groups):
+    same tasks, task seeds and env seeds (so the same starts), ``-{variant}`` appended to the group
+    and episode ids, and policy seeds derived from the originals' and the variant name, so the
+    pair's samples are independent and reproducible."""
+    key = int.from_bytes(hashlib.blake2b(variant.encode(), digest_size=4).digest(), "big")
+    out = []
+    for spec in specs:
+        member = spec.episode_id.rsplit("-m", 1)[-1]
+        policy_seed = derive_seed(spec.seeds.policy_seed, "train", "policy", key)
+        out.append(replace(spec, episode_id=f"{spec.group_id}-{variant}-m{member}", group_id=f"{spec.group_id}-{variant}",
+                           variant=variant, seeds=EpisodeSeeds(spec.seeds.task_seed, spec.seeds.env_seed, policy_seed)))
+    return out
 
 
 def train_group_specs(task_ids: Sequence[str], *, run_seed: int, iteration: int, groups: int,
@@ -184,6 +254,7 @@ class _Live:
     seconds: float = 0.0
     format_errors: int = 0
     inadmissible: int = 0
+    plan: list[str] | None = None      # expert episodes: the env's expert plan
 
 
 @dataclass
@@ -279,6 +350,14 @@ class RolloutEngine:
             live[slot] = ep
             if res.error:
                 finish(ep, "env_error", str(res.error))
+                continue
+            if spec.actor == "expert":
+                try:
+                    ep.plan = [str(a) for a in self.pool.call("expert_plan", [slot])[slot]]
+                except Exception as exc:  # noqa: BLE001 - an env without a plan fails the episode only
+                    finish(ep, "env_error", f"expert_plan failed: {exc}")
+            elif spec.actor != "policy":
+                raise ValueError(f"episode {spec.episode_id}: unknown actor {spec.actor!r} (policy or expert)")
 
     # -- one step of every live episode ----------------------------------------------------------
     def _step_all(self, episodes: list[_Live], finish: Callable) -> None:
@@ -292,7 +371,11 @@ class RolloutEngine:
                 prepared.append(item)
         if not prepared:
             return
-        decisions = self._decide(prepared)
+        by_policy = [p for p in prepared if p.live.plan is None]
+        by_expert = [p for p in prepared if p.live.plan is not None]
+        answered = dict(zip(map(id, by_policy), self._decide(by_policy) if by_policy else []))
+        answered.update(zip(map(id, by_expert), self._expert_decide(by_expert) if by_expert else []))
+        decisions = [answered[id(p)] for p in prepared]
         policy_share = (time.monotonic() - t0) / len(prepared)
         actions: dict[int, str] = {}
         acting: list[tuple[_Prepared, _Decision]] = []
@@ -327,22 +410,18 @@ class RolloutEngine:
                 history=tuple((h.observation, h.action) for h in ep.history))
             additions = [a for a in (self.algorithm.prompt_additions(ctx) or []) if a]
         tok = self.policy.tokenizer
-        prompt = self.builder.build(task=ep.task, observation=ep.observation, admissible=admissible,
-                                    history=ep.history, additions=additions)
-        ids = encode_prompt(tok, prompt) if tok is not None else []
-        if tok is not None and len(ids) > self.settings.max_prompt_tokens and prompt.with_history:
-            prompt = self.builder.build(task=ep.task, observation=ep.observation, admissible=admissible,
-                                        history=ep.history, additions=additions, with_history=False)
-            ids = encode_prompt(tok, prompt)
-        if tok is not None and len(ids) > self.settings.max_prompt_tokens:
+        built = build_step_prompt(self.builder, tok, self.settings.max_prompt_tokens, task=ep.task,
+                                  observation=ep.observation, admissible=admissible, history=ep.history,
+                                  additions=additions)
+        if built is None:
             return "overflow"
+        prompt, ids = built
         seed = step_seed(ep.spec.seeds.policy_seed, step)
         item = _Prepared(ep, prompt, ids, additions, seed)
         if self.settings.action_mode == "score":
             if not prompt.actions:
                 return "no candidate actions to score"
-            item.candidate_ids = [list(tok(a + "</action>", add_special_tokens=False).input_ids)
-                                  for a in prompt.actions]
+            item.candidate_ids = candidate_token_ids(tok, prompt.actions)
         return item
 
     def _decide(self, prepared: list[_Prepared]) -> list[_Decision]:
@@ -385,6 +464,54 @@ class RolloutEngine:
                                  project(comp.text, admissible, rules, self.settings.validity)))  # type: ignore[arg-type]
         return out
 
+    def _expert_decide(self, prepared: list[_Prepared]) -> list[_Decision]:
+        """The expert plan's next action for each prepared step, recorded as the policy's response
+        (see the module docstring), with the policy's log-probs of it."""
+        rules = self.format.rules
+        actions: list[str | None] = []
+        for item in prepared:
+            plan, step = item.live.plan or [], len(item.live.steps)
+            actions.append(plan[step] if step < len(plan) else None)
+        out: list[_Decision | None] = [
+            None if a is not None else _Decision("", [], [], None, error="the expert plan ended before the episode")
+            for a in actions]
+        todo = [k for k, a in enumerate(actions) if a is not None]
+        if not todo:
+            return [d for d in out if d is not None]
+        try:
+            if self.settings.action_mode == "score":
+                scores = self.policy.score([prepared[k].prompt_ids for k in todo],
+                                           [prepared[k].candidate_ids for k in todo])
+                for k, sc in zip(todo, scores):
+                    item, action = prepared[k], str(actions[k])
+                    logp = log_softmax(sc.sums / self.settings.score_temperature)
+                    index = item.prompt.actions.index(action) if action in item.prompt.actions else -1
+                    ids = (list(sc.token_ids[index]) if index >= 0
+                           else candidate_token_ids(self.policy.tokenizer, [action])[0])
+                    lps = [float(x) for x in sc.token_logprobs[index]] if index >= 0 else [0.0] * len(ids)
+                    proj = project_choice(action, item.live.info.get("admissible_actions") or [], rules)
+                    out[k] = _Decision(f"{item.prompt.response_prefix}{action}</action>", ids, lps,
+                                       replace(proj, env_action=action), candidates=list(item.prompt.actions),
+                                       candidate_probs=[float(x) for x in np.exp(logp)], candidate_index=index,
+                                       action_logprob=float(logp[index]) if index >= 0 else None)
+            else:
+                tok = self.policy.tokenizer
+                eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+                texts = {k: expert_response(str(actions[k])) for k in todo}
+                responses = {k: list(tok(texts[k], add_special_tokens=False).input_ids) + eos for k in todo}
+                rows = self.policy.logprobs([prepared[k].prompt_ids for k in todo], [responses[k] for k in todo]).rows()
+                for k, row in zip(todo, rows):
+                    item = prepared[k]
+                    proj = project(texts[k], item.live.info.get("admissible_actions") or [], rules,
+                                   self.settings.validity)  # type: ignore[arg-type]
+                    out[k] = _Decision(texts[k], responses[k], [float(x) for x in row.tolist()],
+                                       replace(proj, env_action=str(actions[k])))
+        except Exception as exc:  # noqa: BLE001 - a failing back end fails these episodes, not the run
+            log.exception("policy scoring of expert actions failed")
+            for k in todo:
+                out[k] = _Decision("", [], [], None, error=f"{type(exc).__name__}: {exc}")
+        return [d for d in out if d is not None]
+
     # -- recording -------------------------------------------------------------------------------
     def _anchor(self, ep: _Live) -> str:
         if self.settings.anchor == "observation":
@@ -416,7 +543,9 @@ class RolloutEngine:
             anchor=self._anchor(ep), admissible_count=len(ep.info.get("admissible_actions") or []),
             action_mode=self.settings.action_mode, seed=item.seed, candidates=dec.candidates,
             candidate_ids=item.candidate_ids if dec.candidates else [], candidate_probs=dec.candidate_probs,
-            candidate_index=dec.candidate_index, action_logprob=dec.action_logprob, seconds=seconds)
+            candidate_index=dec.candidate_index, action_logprob=dec.action_logprob, seconds=seconds,
+            task=ep.task, admissible_actions=list(ep.info.get("admissible_actions") or []),
+            history=list(ep.history), variant=ep.spec.variant, actor=ep.spec.actor)
         ep.steps.append(record)
         ep.seconds += seconds
         ep.history.append(HistoryEntry(self.builder.format_observation(ep.observation, ep.task), proj.env_action))
@@ -464,3 +593,43 @@ class RolloutEngine:
             additions_steps=sum(1 for s in steps if s.prompt_additions),
             additions_chars=sum(len(a) for s in steps for a in s.prompt_additions),
             action_mode=self.settings.action_mode, error=error, steps=list(steps))
+
+
+# ----------------------------------------------------------------------------------------------
+# Prompts of a step: building, and rebuilding from a record
+# ----------------------------------------------------------------------------------------------
+def candidate_token_ids(tokenizer: Any, actions: Sequence[str]) -> list[list[int]]:
+    """Score-mode continuations: each candidate action followed by the closing action tag."""
+    return [list(tokenizer(a + "</action>", add_special_tokens=False).input_ids) for a in actions]
+
+
+def build_step_prompt(builder: PromptBuilder, tokenizer: Any, max_prompt_tokens: int, *, task: str,
+                      observation: str, admissible: Sequence[str], history: Sequence[HistoryEntry],
+                      additions: Sequence[str] = ()) -> tuple[Prompt, list[int]] | None:
+    """A step's prompt and token ids; without the history when the prompt is too long with it;
+    None when it does not fit ``max_prompt_tokens`` even then. (No tokenizer: ids are [].)"""
+    prompt = builder.build(task=task, observation=observation, admissible=admissible, history=history,
+                           additions=additions)
+    ids = encode_prompt(tokenizer, prompt) if tokenizer is not None else []
+    if tokenizer is not None and len(ids) > max_prompt_tokens and prompt.with_history:
+        prompt = builder.build(task=task, observation=observation, admissible=admissible, history=history,
+                               additions=additions, with_history=False)
+        ids = encode_prompt(tokenizer, prompt)
+    if tokenizer is not None and len(ids) > max_prompt_tokens:
+        return None
+    return prompt, ids
+
+
+def rebuild_prompt_ids(step: StepRecord, settings: RolloutSettings, tokenizer: Any,
+                       additions: Sequence[str] = ()) -> list[int] | None:
+    """The prompt ids of a recorded step rebuilt with ``additions`` (default: none, i.e. the plain
+    prompt the policy would have seen without an algorithm's additions). Same template, task,
+    observation, admissible actions and history as the step; the history is dropped only if the
+    rebuilt prompt does not fit ``settings.max_prompt_tokens`` with it; None if it does not fit
+    at all. In score mode the candidates (and so ``step.candidate_ids``) are unchanged."""
+    builder = PromptBuilder(env_format_for(settings.env_id), settings.action_mode,  # type: ignore[arg-type]
+                            settings.history_length, settings.num_search_queries)
+    built = build_step_prompt(builder, tokenizer, settings.max_prompt_tokens, task=step.task,
+                              observation=step.observation, admissible=step.admissible_actions,
+                              history=step.history, additions=additions)
+    return None if built is None else built[1]

@@ -9,13 +9,13 @@ pool reports them through ``env.unwrapped.data_fingerprint()``), then
 * for evaluation-only algorithms (``Algorithm.trains == False``) runs the final evaluation
   (iteration 0) and finalizes the folder;
 * for training algorithms runs the RL loop (:func:`train`: rollout -> advantages -> update ->
-  weight sync -> periodic evaluation -> checkpoint; the RL core issue fills it in) and then the
-  final evaluation.
+  weight sync -> periodic evaluation -> checkpoint), whose last iteration is the final evaluation.
 
 Resuming: evaluation rounds skip episodes already written (:mod:`siri_bench.evaluate`); the
 training loop resumes from ``run_dir.latest_checkpoint()``. A checkpoint folder
 ``checkpoints/iter_NNNNNN/`` holds the policy in ``policy/`` (transformers ``save_pretrained``
-format, or the LoRA adapter) plus whatever the trainer and the algorithm save beside it.
+format, or the LoRA adapter) plus whatever the trainer and the algorithm save beside it
+(:mod:`siri_bench.training.checkpoint`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from siri_bench.config import ExperimentConfig, RunSpec
-from siri_bench.errors import SiriBenchError
 from siri_bench.store import RunDir
 
 log = logging.getLogger(__name__)
@@ -153,7 +152,10 @@ def _env_class_has(env_id: str, attribute: str) -> bool:
 
 
 def build_run_context(spec: RunSpec, run_dir: RunDir, *, policy: Any = None) -> RunContext:
-    """Algorithm (validated params), policy back end and saved templates for one run."""
+    """Algorithm (validated params), policy back end and saved templates for one run.
+
+    A training algorithm's policy starts from ``train.init_from``'s last checkpoint when set (every
+    time the context is built: training, resuming, ``siri-bench eval``)."""
     from siri_bench.policy import build_policy
     from siri_bench.prompts import env_format_for, save_templates
     from siri_bench.registry import ALGORITHMS
@@ -165,7 +167,13 @@ def build_run_context(spec: RunSpec, run_dir: RunDir, *, policy: Any = None) -> 
     if getattr(algorithm, "registered_name", None) is None:
         algorithm.registered_name = cfg.algorithm_name
     if policy is None:
-        policy = build_policy(cfg.policy, trainable=bool(algo_cls.trains), seed=spec.seed)
+        init = None
+        if algo_cls.trains and cfg.train.init_from:
+            from siri_bench.training.checkpoint import init_from_folder
+
+            init = init_from_folder(cfg.train.init_from, cfg.policy.model)
+            log.info("initial weights from %s", init)
+        policy = build_policy(cfg.policy, trainable=bool(algo_cls.trains), seed=spec.seed, init_weights=init)
     templates = [env_format_for(cfg.env.id).template(cfg.policy.action_mode)]
     run_dir.path.mkdir(parents=True, exist_ok=True)
     save_templates(run_dir.path, templates, policy.tokenizer)
@@ -176,22 +184,190 @@ def build_run_context(spec: RunSpec, run_dir: RunDir, *, policy: Any = None) -> 
 
 
 def train(ctx: RunContext) -> int:
-    """The RL training loop; returns the last iteration. Filled in by the RL core issue:
+    """The RL training loop; returns the last iteration (which it has evaluated).
 
-    for each iteration (resuming after ``run_dir.latest_checkpoint()``): rollout of B groups x G
-    episodes (:class:`~siri_bench.rollout.RolloutEngine`), advantages (``algorithms.estimators``),
-    K update epochs over the step table, ``policy.on_weights_updated()``, evaluation every
-    ``eval.every`` iterations (:func:`~siri_bench.evaluate.run_evaluation`), checkpoint every
-    ``train.checkpoint_every`` iterations, one ``metrics.jsonl`` row per iteration.
+    Iteration ``i`` (1..``iterations``; iteration 0 is the evaluation before training):
+
+    1. **rollout** - B = ``train.groups_per_iter`` tasks drawn from the run's task stream; the
+       algorithm plans the episodes (default: B groups x G = ``train.group_size`` copies with the
+       same task and env seed) and the rollout engine plays them on ``env.train_split``;
+    2. **rewards and advantages** - the step table with the training reward (``train.reward``,
+       ``train.reward_scale``), the algorithm's reward shaping, its advantages (the configured
+       estimator, invalid steps penalised by ``policy.invalid_action_penalty``) and the rows of the
+       base loss;
+    3. **update** - old (and, with ``train.kl_coef > 0``, reference) log-probs, then
+       ``train.ppo_epochs`` epochs of mini-batch AdamW steps with gradient accumulation and
+       grad-norm clipping (:mod:`siri_bench.training.update`);
+    4. **weight sync** - ``policy.on_weights_updated()`` (vLLM loads the new weights);
+    5. ``algorithm.on_iteration_end(state)``, sampled training transcripts (``eval.keep_transcripts:
+       eval+sample``);
+    6. **evaluation** every ``eval.every`` iterations and after the last (``algorithm.evaluate``);
+    7. one ``metrics.jsonl`` row; **checkpoint** every ``train.checkpoint_every`` iterations and
+       after the last.
+
+    The row is written before the checkpoint, so a run killed anywhere resumes from its last
+    checkpoint ``c``: rows, evaluation rounds and training transcripts after ``c`` are dropped and
+    redone, and since every random choice is seeded from the run seed and restored state, the redone
+    iterations give the same numbers as an uninterrupted run.
+
+    Metric names (one row per iteration): ``train/success``, ``train/score``, ``train/return``
+    (training reward), ``train/native_return``, ``train/episode_length``, ``train/invalid_rate``,
+    ``train/kl`` (k3 to the reference; None without one), ``train/clip_fraction``,
+    ``train/entropy``, ``train/pg_loss``, ``train/approx_kl``, ``train/grad_norm`` (mean pre-clip norm
+    over the optimizer steps), ``train/tokens_per_s`` (prompt + completion tokens of the rollout per
+    second of the whole iteration), ``env/steps_per_s`` (env steps per rollout second),
+    ``rollout/completion_tokens_per_s``, ``train/logprob_diff`` (recomputed vs sampling-time
+    log-probs), ``time/rollout_s``, ``time/advantage_s``, ``time/update_s``, ``time/sync_s``,
+    ``time/eval_s`` (0 without evaluation), ``time/iteration_s``; ``loss/<name>`` for algorithm loss
+    terms; ``eval/*`` (:func:`siri_bench.evaluate.summarize`) on evaluation iterations.
     """
-    raise SiriBenchError(
-        f"algorithm {ctx.config.algorithm_name!r} trains the policy, but the RL training loop is not part of "
-        "this build yet; run an evaluation-only algorithm (e.g. algorithm: react)")
+    from siri_bench.errors import ConfigError
+    from siri_bench.evaluate import summarize
+    from siri_bench.records import episodes_frame, transcript_frame
+    from siri_bench.rollout import RolloutEngine, RolloutSettings
+    from siri_bench.seeding import TaskStream
+    from siri_bench.training.checkpoint import (
+        load_checkpoint,
+        make_optimizer,
+        make_reference,
+        save_checkpoint,
+        seed_everything,
+    )
+    from siri_bench.training.metrics import rollout_metrics
+    from siri_bench.training.rewards import step_table
+    from siri_bench.training.state import TrainingState
+    from siri_bench.training.update import UpdateSettings, prepare_batch, update_policy
+    from siri_bench.transcripts import (
+        drop_train_transcripts_after,
+        keeps_train_transcript,
+        write_train_transcripts,
+    )
+
+    cfg, tc, run_dir, algorithm = ctx.config, ctx.config.train, ctx.run_dir, ctx.algorithm
+    if cfg.env.train_split is None:
+        raise ConfigError(f"algorithm {cfg.algorithm_name!r} trains, but env.train_split is not set")
+    if tc.processes > 1:
+        raise ConfigError(f"train.processes = {tc.processes}: data-parallel training is not part of this build; use 1")
+    trainer = ctx.policy_trainer()                      # the torch model (also behind the vllm back end)
+    update_settings = UpdateSettings.from_config(cfg)
+    rollout_settings = RolloutSettings.from_config(cfg, "train")
+
+    # -- set-up: the reference is the initial policy, so it is made before any checkpoint is loaded
+    seed_everything(ctx.seed)
+    reference = make_reference(trainer) if tc.kl_coef > 0 else None
+    optimizer, scheduler = make_optimizer(trainer.model, tc)
+    stream = TaskStream(ctx.seed)
+    pool = ctx.env_pool(cfg.env.train_split, tc.rollout_concurrency or tc.groups_per_iter * tc.group_size)
+    train_ids = list(pool.call("task_ids", [0])[0])
+    if not train_ids:
+        raise ConfigError(f"the train split {cfg.env.train_split!r} of {cfg.env.id} has no tasks")
+
+    def play(specs: list[Any]) -> Any:
+        size = tc.rollout_concurrency or len(specs)
+        engine = RolloutEngine(ctx.env_pool(cfg.env.train_split, max(1, size)), ctx.policy, rollout_settings,
+                               algorithm)
+        return engine.run(specs)
+
+    state = TrainingState(cfg, run_dir, ctx.seed, ctx.policy, stream, train_ids, rollout_settings,
+                          task_info_fn=lambda task_id: pool.call("task_info", [0], task_id)[0], rollout_fn=play)
+
+    # -- resume from the last checkpoint (or start): forget everything written after it
+    done = 0
+    checkpoint = run_dir.latest_checkpoint()
+    if checkpoint is not None:
+        done = load_checkpoint(checkpoint.path, policy=trainer, optimizer=optimizer, scheduler=scheduler,
+                               task_stream=stream, algorithm=algorithm)
+        ctx.policy.on_weights_updated()
+        log.info("resuming after iteration %d (%s)", done, checkpoint.path)
+    run_dir.drop_parts_after(done)
+    drop_train_transcripts_after(run_dir, done)
+    last = cfg.iterations
+
+    def evaluate(iteration: int) -> dict[str, Any]:
+        t0 = time.monotonic()
+        frame = algorithm.evaluate(ctx, iteration)
+        return {**summarize(frame), "time/eval_s": time.monotonic() - t0}
+
+    if done == 0 and (cfg.eval.at_start or last == 0) and not _has_row(run_dir, 0):
+        run_dir.append_metrics({"iteration": 0, **evaluate(0)})
+
+    for iteration in range(done + 1, last + 1):
+        t_iteration = time.monotonic()
+        state.iteration, state.metrics = iteration, {}
+
+        # 1. rollout
+        t0 = time.monotonic()
+        tasks = stream.draw(train_ids, tc.groups_per_iter)
+        result = play(algorithm.plan_rollouts(iteration, tasks, state))
+        state.episodes = result.episodes
+        steps = result.steps
+        rollout_s = time.monotonic() - t0
+
+        # 2. training rewards, advantages, rows of the base loss
+        t0 = time.monotonic()
+        table = step_table(result.episodes, tc.reward, tc.reward_scale)
+        table = algorithm.shape_rewards(table, result.episodes)
+        table["advantage"] = algorithm.advantages(table)
+        table["base"] = algorithm.base_loss_rows(table)
+        state.steps = table
+        advantage_s = time.monotonic() - t0
+
+        # 3. update
+        t0 = time.monotonic()
+        batch, diagnostics = prepare_batch(trainer, reference, table, steps, update_settings)
+        update = update_policy(trainer, optimizer, scheduler, batch, update_settings, run_seed=ctx.seed,
+                               iteration=iteration, algorithm=algorithm, rollout_settings=rollout_settings)
+        update_s = time.monotonic() - t0
+
+        # 4. weight sync
+        t0 = time.monotonic()
+        ctx.policy.on_weights_updated()
+        sync_s = time.monotonic() - t0
+
+        # 5. the algorithm's iteration end, sampled training transcripts
+        metrics = state.metrics
+        metrics.update(rollout_metrics(result.episodes, table, rollout_s))
+        metrics.update({**diagnostics, **update, "time/rollout_s": rollout_s, "time/advantage_s": advantage_s,
+                        "time/update_s": update_s, "time/sync_s": sync_s})
+        metrics.update(algorithm.on_iteration_end(state) or {})
+        if cfg.eval.keep_transcripts == "eval+sample":
+            kept = [e for e in result.episodes
+                    if keeps_train_transcript(e.episode_id, ctx.seed, cfg.eval.train_transcript_fraction)]
+            write_train_transcripts(run_dir, iteration, transcript_frame([s for e in kept for s in e.steps]),
+                                    episodes_frame(kept, ctx.meta()))
+
+        # 6. evaluation
+        evaluated = iteration == last or iteration % cfg.eval.every == 0
+        metrics.update(evaluate(iteration) if evaluated else {"time/eval_s": 0.0})
+
+        # 7. metrics row, then checkpoint
+        metrics["time/iteration_s"] = time.monotonic() - t_iteration
+        tokens = metrics["train/prompt_tokens"] + metrics["train/completion_tokens"]
+        metrics["train/tokens_per_s"] = tokens / metrics["time/iteration_s"]
+        run_dir.append_metrics({"iteration": iteration, **metrics})
+        log.info("iteration %d/%d: train success %.3f, invalid %.3f, grad norm %s, %.1fs%s", iteration, last,
+                 metrics["train/success"], metrics["train/invalid_rate"], _fmt(metrics.get("train/grad_norm")),
+                 metrics["time/iteration_s"],
+                 f", eval success {metrics['eval/success']:.3f}" if "eval/success" in metrics else "")
+        if iteration == last or iteration % tc.checkpoint_every == 0:
+            save_checkpoint(run_dir, iteration, policy=trainer, optimizer=optimizer, scheduler=scheduler,
+                            task_stream=stream, algorithm=algorithm, keep=tc.keep_checkpoints,
+                            meta={"algorithm": cfg.algorithm_name, "model": cfg.policy.model,
+                                  "lora": cfg.policy.lora is not None, "init_from": tc.init_from})
+    return last
+
+
+def _has_row(run_dir: RunDir, iteration: int) -> bool:
+    return any(r.get("iteration") == iteration for r in run_dir.read_metrics())
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def run_training(spec: RunSpec, run_dir: RunDir) -> None:
     """Run one run in its folder: (training, then) the final evaluation, then ``DONE``."""
-    from siri_bench.evaluate import summarize
+    from siri_bench.evaluate import round_episodes, summarize
     from siri_bench.registry import ALGORITHMS
 
     cfg = spec.config
@@ -201,11 +377,17 @@ def run_training(spec: RunSpec, run_dir: RunDir) -> None:
     t0 = time.monotonic()
     ctx = build_run_context(spec, run_dir)
     try:
-        iteration = train(ctx) if algo_cls.trains else 0
-        t_eval = time.monotonic()
-        frame = ctx.algorithm.evaluate(ctx, iteration)
+        if algo_cls.trains:
+            iteration = train(ctx)                    # it evaluates its last iteration itself
+            frame = round_episodes(run_dir, iteration)
+        else:
+            iteration = 0
+            t_eval = time.monotonic()
+            frame = ctx.algorithm.evaluate(ctx, iteration)
+            if not _has_row(run_dir, iteration):      # a resumed run whose row was written keeps it
+                run_dir.append_metrics({"iteration": iteration, **summarize(frame),
+                                        "time/eval_s": time.monotonic() - t_eval})
         summary = summarize(frame)
-        run_dir.append_metrics({"iteration": iteration, **summary, "time/eval_s": time.monotonic() - t_eval})
         run_dir.finalize({**summary, "iteration": iteration, "policy": ctx.policy_info(),
                           "time/total_s": time.monotonic() - t0})
         log.info("%s: success %.3f over %d episodes", spec.name, summary.get("eval/success", float("nan")),

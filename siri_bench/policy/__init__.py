@@ -44,12 +44,23 @@ def apply_lora(model: Any, lora: Any) -> Any:
     return get_peft_model(model, config)
 
 
-def build_policy(cfg: Any, *, trainable: bool = False, seed: int = 0, model_seed: int = 0) -> Policy:
+def _resolved_device(device: str) -> str:
+    from siri_bench.models import resolve_device
+
+    return resolve_device(device)
+
+
+def build_policy(cfg: Any, *, trainable: bool = False, seed: int = 0, model_seed: int = 0,
+                 init_weights: Any = None) -> Policy:
     """The policy a ``policy:`` section (a PolicyConfig) describes.
 
-    ``trainable`` adds LoRA adapters (``policy.lora``) and gradient checkpointing when configured.
+    ``trainable`` adds LoRA adapters (``policy.lora``) and gradient checkpointing when configured;
+    with ``dtype: auto`` on a GPU it also selects mixed precision (float32 trainable weights, bf16
+    autocast forward passes). On CPU ``auto`` is float32 throughout.
     ``model_seed`` initialises the tiny random model (fixed at 0 so every run starts from the same
-    weights); ``seed`` seeds the vLLM engine.
+    weights); ``seed`` seeds the vLLM engine. ``init_weights`` (a saved policy folder: full weights
+    or a LoRA adapter, which is merged) initialises the model before any new adapters are added
+    (``train.init_from``).
     """
     if cfg.backend == "openai":
         if cfg.action_mode == "score":
@@ -80,14 +91,29 @@ def build_policy(cfg: Any, *, trainable: bool = False, seed: int = 0, model_seed
         import torch
 
         torch.set_num_threads(cfg.cpu_threads)
-    model, tokenizer = load_causal_lm(cfg.model, dtype=cfg.dtype, device=device, seed=model_seed,
+    dtype = cfg.dtype
+    mixed = trainable and dtype == "auto" and _resolved_device(device).startswith("cuda")
+    if mixed:
+        # Mixed precision on GPU: trainable weights stay float32 (an lr of 1e-6 is below bf16's
+        # resolution), forward passes run in bf16 autocast. A frozen LoRA base is stored in bf16;
+        # peft keeps the adapters in float32.
+        dtype = "bfloat16" if cfg.lora is not None else "float32"
+    model, tokenizer = load_causal_lm(cfg.model, dtype=dtype, device=device, seed=model_seed,
                                       tiny_overrides=cfg.tiny or None)
+    if init_weights is not None:
+        from siri_bench.policy.hf import load_initial_weights
+
+        model = load_initial_weights(model, init_weights)
     if trainable and cfg.lora is not None:
         model = apply_lora(model, cfg.lora)
     if trainable and cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     hf = HFPolicy(model, tokenizer, model_name=cfg.model, generation_batch_size=cfg.generation_batch_size,
                   score_chunk_size=cfg.score_chunk_size)
+    if mixed:
+        import torch
+
+        hf.autocast_dtype = torch.bfloat16
     if cfg.backend == "hf":
         return hf
     from siri_bench.policy.vllm import VLLMPolicy

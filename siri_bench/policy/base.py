@@ -140,6 +140,12 @@ class Policy(ABC):
         """``log softmax(s / temperature)[chosen]`` per prompt under the current weights (tensor [N])."""
         raise NotImplementedError(f"the {self.backend} back end cannot compute training log-probs")
 
+    def candidate_log_softmax(self, prompt_ids: Sequence[Sequence[int]],
+                              candidates: Sequence[Sequence[Sequence[int]]], *, temperature: float,
+                              grad: bool = False) -> list[Any]:
+        """``log softmax(s / temperature)`` over each prompt's candidates (one tensor per prompt)."""
+        raise NotImplementedError(f"the {self.backend} back end cannot compute training log-probs")
+
     def on_weights_updated(self) -> None:
         """Called by the trainer after each optimizer step (vLLM copies the new weights)."""
         return None

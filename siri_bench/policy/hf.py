@@ -89,6 +89,8 @@ class HFPolicy(Policy):
         self.eos_ids = eos_token_ids(model, tokenizer)
         self._cache_kwarg = _cache_keyword(model)
         self._keep_kwarg = _supports_logits_to_keep(model)
+        #: dtype of autocast forward passes (set by ``build_policy`` for mixed-precision training)
+        self.autocast_dtype: Any = None
 
     # -- basics -------------------------------------------------------------------------------
     @property
@@ -107,8 +109,18 @@ class HFPolicy(Policy):
             kwargs[self._cache_kwarg] = cache
         if keep is not None and self._keep_kwarg:
             kwargs["logits_to_keep"] = keep
-        logits = self.model(**kwargs).logits
+        with self._autocast():
+            logits = self.model(**kwargs).logits
         return logits[:, -keep:] if keep is not None and logits.shape[1] > keep else logits
+
+    def _autocast(self) -> Any:
+        """Mixed precision: forward passes in ``autocast_dtype`` (bf16 on GPU for training), weights
+        and optimizer state in their own (fp32) dtype. None: plain forward passes."""
+        if self.autocast_dtype is None:
+            return nullcontext()
+        import torch
+
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
         import torch
@@ -233,14 +245,20 @@ class HFPolicy(Policy):
                            temperature: float, grad: bool = False) -> Any:
         import torch
 
+        dists = self.candidate_log_softmax(prompt_ids, candidates, temperature=temperature, grad=grad)
+        out = [d[int(c)] for d, c in zip(dists, chosen)]
+        return torch.stack(out) if out else torch.zeros(0, device=self.device)
+
+    def candidate_log_softmax(self, prompt_ids: Sequence[Sequence[int]],
+                              candidates: Sequence[Sequence[Sequence[int]]], *, temperature: float,
+                              grad: bool = False) -> list[Any]:
+        import torch
+
         ctx = torch.enable_grad() if grad else torch.no_grad()
         with ctx:
             tensors = self._candidate_token_logprobs(prompt_ids, candidates, grad=grad)
-            out = []
-            for per_cand, c in zip(tensors, chosen):
-                sums = torch.stack([t.sum() for t in per_cand])
-                out.append(torch.log_softmax(sums / temperature, dim=0)[int(c)])
-            return torch.stack(out) if out else torch.zeros(0, device=self.device)
+            return [torch.log_softmax(torch.stack([t.sum() for t in per_cand]) / temperature, dim=0)
+                    for per_cand in tensors]
 
     def _candidate_token_logprobs(self, prompt_ids: Sequence[Sequence[int]],
                                   candidates: Sequence[Sequence[Sequence[int]]], *, grad: bool) -> list[list[Any]]:
@@ -306,16 +324,7 @@ class HFPolicy(Policy):
 
             set_peft_model_state_dict(self.model, load_file(str(folder / "adapter_model.safetensors")))
             return
-        state: dict[str, Any] = {}
-        for f in files:
-            state.update(load_file(str(f)))
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
-        real_missing = [k for k in missing if not k.endswith("lm_head.weight")]
-        if real_missing or unexpected:
-            from siri_bench.errors import RunStateError
-
-            raise RunStateError(f"{folder}: weights do not fit the model (missing {real_missing[:3]}, "
-                                f"unexpected {list(unexpected)[:3]})")
+        load_full_weights(self.model, folder)
 
     def parameters_digest(self) -> str:
         """A short hash of the current weights (tests and checkpoint checks)."""
@@ -326,6 +335,39 @@ class HFPolicy(Policy):
             h.update(name.encode())
             h.update(np.ascontiguousarray(p.detach().float().cpu().numpy()).tobytes())
         return h.hexdigest()[:16]
+
+
+def load_full_weights(model: Any, folder: str | Path) -> None:
+    """Load the ``*.safetensors`` weights of a transformers folder into ``model`` (same architecture;
+    a tied ``lm_head`` may be absent)."""
+    from safetensors.torch import load_file
+
+    from siri_bench.errors import RunStateError
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise RunStateError(f"{folder} holds no .safetensors weights")
+    state: dict[str, Any] = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    real_missing = [k for k in missing if not k.endswith("lm_head.weight")]
+    if real_missing or unexpected:
+        raise RunStateError(f"{folder}: weights do not fit the model (missing {real_missing[:3]}, "
+                            f"unexpected {list(unexpected)[:3]})")
+
+
+def load_initial_weights(model: Any, folder: str | Path) -> Any:
+    """``model`` (a plain transformers model, no adapters yet) initialised from a saved policy
+    folder: full weights are loaded in place; a LoRA adapter is applied and merged into the weights
+    (so new adapters, and a reference policy with adapters disabled, start from it)."""
+    folder = Path(folder)
+    if (folder / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    load_full_weights(model, folder)
+    return model
 
 
 def _base_model(model: Any) -> Any:

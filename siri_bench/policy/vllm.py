@@ -308,6 +308,11 @@ class VLLMPolicy(Policy):
                            temperature: float, grad: bool = False) -> Any:
         return self.trainer.candidate_logprobs(prompt_ids, candidates, chosen, temperature=temperature, grad=grad)
 
+    def candidate_log_softmax(self, prompt_ids: Sequence[Sequence[int]],
+                              candidates: Sequence[Sequence[Sequence[int]]], *, temperature: float,
+                              grad: bool = False) -> list[Any]:
+        return self.trainer.candidate_log_softmax(prompt_ids, candidates, temperature=temperature, grad=grad)
+
     def close(self) -> None:
         self.engine = None
 

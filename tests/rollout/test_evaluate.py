@@ -124,11 +124,12 @@ def test_an_interrupted_evaluation_resumes_without_redoing_episodes(tmp_path):
     ctx.close()
 
 
-def test_training_algorithms_stop_with_a_clear_error(tmp_path):
+def test_training_without_a_train_split_stops_with_a_clear_error(tmp_path):
     cfg = config(tmp_path)
     cfg.algorithm = {"name": "trainer-test"}
+    cfg.env.train_split = None
     spec = expand_runs(cfg)[0]
-    with pytest.raises(SiriBenchError, match="training loop"):
+    with pytest.raises(SiriBenchError, match="env.train_split is not set"):
         execute_run(spec)
 
 
