@@ -105,7 +105,11 @@ def build_policy(cfg: Any, *, trainable: bool = False, seed: int = 0, model_seed
 
         model = load_initial_weights(model, init_weights)
     if trainable and cfg.lora is not None:
-        model = apply_lora(model, cfg.lora)
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)                 # the adapters' random init is part of the run's seed
+            model = apply_lora(model, cfg.lora)
     if trainable and cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     hf = HFPolicy(model, tokenizer, model_name=cfg.model, generation_batch_size=cfg.generation_batch_size,
