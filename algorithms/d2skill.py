@@ -37,22 +37,25 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from algorithms.base import PromptContext
 from algorithms.d2skill_bank import D2SkillBank, ScoredSkill
 from algorithms.grpo import GRPO, GRPOConfig
 from algorithms.model_output import after_label, json_objects
-from algorithms.retrieval import Similarity, SimilarityKind, build_similarity
+from algorithms.retrieval import SimilarityKind, build_similarity
 from algorithms.skills import Skill, skill_from_object
 from algorithms.trajectories import render_trajectory
 from algorithms.writers import Writer, WriterConfig, WriterRequest, WriterStats, build_writer
 from siri_bench.registry import register_algorithm
-from siri_bench.rollout import EpisodeSpec
-from siri_bench.seeding import derive_seed
+
+if TYPE_CHECKING:  # import-light: configs validate without numpy or pandas
+    import pandas as pd
+
+    from algorithms.retrieval import Similarity
+    from siri_bench.rollout import EpisodeSpec
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +282,8 @@ class D2Skill(GRPO):
         return items[: self.params.max_reflections]
 
     def write_skills(self, episodes: list[Any], iteration: int) -> list[Skill]:
+        from siri_bench.seeding import derive_seed
+
         p = self.params
         items = self.reflection_items(episodes)
         if not items:

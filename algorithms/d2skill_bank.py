@@ -29,10 +29,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from algorithms.retrieval import Similarity
 from algorithms.skills import Skill, dedupe
+
+if TYPE_CHECKING:
+    from algorithms.retrieval import Similarity
 
 POOLS = ("task", "step")
 

@@ -31,21 +31,24 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from algorithms.base import Algorithm, PromptContext
-from algorithms.memory_bank import MemoryBank, Retrieved, memories_text
 from algorithms.model_output import after_label, clean_text, clip, looks_like_language
-from algorithms.retrieval import Similarity, SimilarityKind, build_similarity
+from algorithms.retrieval import SimilarityKind
 from algorithms.trajectories import action_sequence, outcome_text, render_trajectory
 from algorithms.writers import Writer, WriterConfig, WriterRequest, WriterStats, build_writer
 from siri_bench.config import StrictModel
 from siri_bench.registry import register_algorithm
-from siri_bench.rollout import EpisodeSpec
-from siri_bench.seeding import derive_seed, train_episode_seeds
+
+if TYPE_CHECKING:  # import-light: configs validate without numpy or pandas
+    import pandas as pd
+
+    from algorithms.memory_bank import MemoryBank, Retrieved
+    from algorithms.retrieval import Similarity
+    from siri_bench.rollout import EpisodeSpec
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,9 @@ class MemRL(Algorithm):
     @property
     def bank(self) -> MemoryBank:
         if self._bank is None:
+            from algorithms.memory_bank import MemoryBank
+            from algorithms.retrieval import build_similarity
+
             sim = self._similarity or build_similarity(self.params.similarity)
             self._bank = MemoryBank(sim, merge_threshold=self.params.merge_threshold, q_init=self.params.q_init)
         return self._bank
@@ -146,6 +152,8 @@ class MemRL(Algorithm):
         return self.retrieved[episode_id]
 
     def prompt_additions(self, ctx: PromptContext) -> list[str]:
+        from algorithms.memory_bank import memories_text
+
         found = self.retrieve_for(ctx.episode_id, ctx.task)
         return [memories_text(found)] if found else []
 
@@ -172,6 +180,8 @@ class MemRL(Algorithm):
 
     def memory_texts(self, episodes: list[Any]) -> list[str | None]:
         """The memory text of each episode (None: the writer's output did not parse)."""
+        from siri_bench.seeding import derive_seed
+
         p = self.params
         if p.memory_text == "trajectory":
             return [clip(f"Actions that {'worked' if ep.won else 'failed'}: " + " -> ".join(action_sequence(ep)),
@@ -199,6 +209,9 @@ class MemRL(Algorithm):
     # -- build + evaluate -------------------------------------------------------------------
     def build_specs(self, task_ids: list[str], run_seed: int) -> list[EpisodeSpec]:
         """The build episodes, in order: pass p plays the build tasks in canonical order."""
+        from siri_bench.rollout import EpisodeSpec
+        from siri_bench.seeding import train_episode_seeds
+
         specs = []
         for p in range(self.params.build_passes):
             for j, task_id in enumerate(task_ids):

@@ -24,9 +24,8 @@ one task. ``memory_scope`` is ``task``: state never crosses tasks.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pandas as pd
 from pydantic import Field
 
 from algorithms.base import Algorithm, PromptContext
@@ -35,8 +34,11 @@ from algorithms.trajectories import render_trajectory
 from algorithms.writers import Writer, WriterConfig, WriterOutput, WriterRequest, WriterStats, build_writer
 from siri_bench.config import StrictModel
 from siri_bench.registry import register_algorithm
-from siri_bench.rollout import EpisodeSpec
-from siri_bench.seeding import EpisodeSeeds, derive_seed, eval_episode_seeds
+
+if TYPE_CHECKING:  # import-light: configs validate without numpy or pandas
+    import pandas as pd
+
+    from siri_bench.rollout import EpisodeSpec
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,12 @@ def parse_reflection(text: str, max_chars: int = 600) -> str | None:
     if not looks_like_language(body):
         return None
     return clip(body, max_chars)
+
+
+def _writer_seed(policy_seed: int) -> int:
+    from siri_bench.seeding import derive_seed
+
+    return derive_seed(policy_seed, "eval", "step", 1_000_000)
 
 
 def chain_key(iteration: int, task_index: int, repeat: int) -> str:
@@ -146,7 +154,7 @@ class Reflexion(Algorithm):
             fields = {"task": ep.task, "task_id": ep.task_id, "episode_id": ep.episode_id,
                       "trial_number": str(ep.trial + 1), "trajectory": trajectory}
             requests.append(WriterRequest("reflection", prompt, fields,
-                                          seed=derive_seed(ep.policy_seed, "eval", "step", 1_000_000)))
+                                          seed=_writer_seed(ep.policy_seed)))
         return requests
 
     def write_reflections(self, episodes: list[Any]) -> None:
@@ -185,6 +193,9 @@ class Reflexion(Algorithm):
                    trial: int) -> EpisodeSpec:
         """Trial ``trial`` of (task, repeat): the task's env seed for every trial (the same start);
         trial 0 has ReAct's policy seed, later trials their own."""
+        from siri_bench.rollout import EpisodeSpec
+        from siri_bench.seeding import EpisodeSeeds, derive_seed, eval_episode_seeds
+
         base = eval_episode_seeds(run_seed, iteration, task_index, repeat)
         policy_seed = base.policy_seed if trial == 0 else derive_seed(
             run_seed, "eval", "policy", iteration, task_index, repeat, trial)

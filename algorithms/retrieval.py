@@ -23,9 +23,10 @@ import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # import-light: configs validate without numpy
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class EncoderSimilarity(Similarity):
         """[len(texts), dim] L2-normalised embeddings."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
             if len(self._cache) + len(missing) > self.cache_size:
@@ -70,6 +73,8 @@ class EncoderSimilarity(Similarity):
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0))
 
     def scores(self, queries: Sequence[str], keys: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         if not queries or not keys:
             return np.zeros((len(queries), len(keys)))
         return self.embed(queries) @ self.embed(keys).T
@@ -99,6 +104,8 @@ class MiniLMSimilarity(EncoderSimilarity):
         self._torch = torch
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         torch = self._torch
         out = []
         with torch.no_grad():
@@ -143,6 +150,8 @@ class BM25Similarity(Similarity):
         return total
 
     def scores(self, queries: Sequence[str], keys: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         out = np.zeros((len(queries), len(keys)))
         if not queries or not keys:
             return out

@@ -32,7 +32,7 @@ import logging
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -45,8 +45,9 @@ from algorithms.trajectories import render_trajectory
 from algorithms.writers import Writer, WriterConfig, WriterRequest, WriterStats, build_writer
 from siri_bench.errors import ConfigError
 from siri_bench.registry import register_algorithm
-from siri_bench.rollout import EpisodeSpec
-from siri_bench.seeding import EpisodeSeeds, derive_seed
+
+if TYPE_CHECKING:  # import-light: configs validate without numpy or pandas
+    from siri_bench.rollout import EpisodeSpec
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +262,9 @@ class SkillRL(GRPO):
         return metrics
 
     def validation_specs(self, state: Any) -> list[EpisodeSpec]:
+        from siri_bench.rollout import EpisodeSpec
+        from siri_bench.seeding import EpisodeSeeds
+
         draws = state.task_stream.draw(state.train_task_ids, self.params.validation_tasks)
         specs = []
         for k, draw in enumerate(draws):
@@ -310,6 +314,13 @@ class SkillRL(GRPO):
         self.stats.load(state)
         self.bank = SkillRLBank.from_json(state.get("bank") or {})
         self.built = bool(state.get("built", False))
+
+
+def derive_seed(run_seed: int, phase: str, stream: str, *key: int) -> int:
+    """:func:`siri_bench.seeding.derive_seed`, imported when called (this module stays import-light)."""
+    from siri_bench.seeding import derive_seed as derive
+
+    return derive(run_seed, phase, stream, *key)
 
 
 def _json_dicts_with_lists(text: str) -> list[dict[str, Any]]:

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from algorithms.retrieval import Similarity
 from algorithms.skills import Skill, dedupe
+
+if TYPE_CHECKING:
+    from algorithms.retrieval import Similarity
 
 MISTAKES_SHOWN = 5
 
