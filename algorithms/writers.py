@@ -171,7 +171,10 @@ class OpenAIWriter(PolicyWriter):
 
 
 class TemplateWriter(Writer):
-    """Returns a fixed text per purpose, with ``{field}`` slots filled from the request's fields."""
+    """Returns a fixed text per purpose, with ``{field}`` slots filled from the request's fields.
+
+    Its "token" counts are word counts (there is no model), so cost figures of template runs are
+    only indicative."""
 
     kind = "template"
 
