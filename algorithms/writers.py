@@ -152,7 +152,8 @@ class PolicyWriter(Writer):
                     continue
                 comp = completions[k]
                 prompt_tokens = comp.prompt_tokens if comp.prompt_tokens is not None else len(batch[k].prompt_ids)
-                outputs[i] = WriterOutput(comp.text, int(prompt_tokens), len(comp.response_ids), comp.error)
+                completion_tokens = comp.completion_tokens if comp.completion_tokens is not None else len(comp.response_ids)
+                outputs[i] = WriterOutput(comp.text, int(prompt_tokens), int(completion_tokens), comp.error)
         return [o if o is not None else WriterOutput("", error="no output") for o in outputs]
 
 
