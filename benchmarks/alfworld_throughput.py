@@ -13,6 +13,7 @@ ways: A/B (env time / raw time - 1, noisy on a shared machine) and attributed (t
 and env.reset that is not spent in the engine, measured in the same calls).
 
     python benchmarks/alfworld_throughput.py --games 6 --engine stock
+    python benchmarks/alfworld_throughput.py --compare-engines   # stock vs fast engine, in one run
 """
 
 from __future__ import annotations
@@ -208,7 +209,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="times the single-process set is played")
     parser.add_argument("--data-dir", default=None, help="folder holding json_2.1.1 (default: as the env finds it)")
     parser.add_argument("--skip-pool", action="store_true", help="single process only")
+    parser.add_argument("--compare-engines", action="store_true",
+                        help="instead: stock vs fast engine on the same games and actions, pool episodes/s and "
+                             "memory growth (benchmarks/alfworld_fast_vs_stock.py, whose options follow)")
+    import alfworld_fast_vs_stock  # this folder; imported here, as it imports pick_games from this module
+
+    alfworld_fast_vs_stock.add_arguments(parser, shared=False)
     args = parser.parse_args()
+    if args.compare_engines:
+        alfworld_fast_vs_stock.run(args)
+        return
 
     games = pick_games(args.split, args.games, args.data_dir)
     steps = sum(len(g.walkthrough) for g in games)

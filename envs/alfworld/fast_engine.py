@@ -7,17 +7,22 @@ fast engine is the same wrapper chain around ``FastPddlEnv``, a ``PddlEnv`` subc
 
 - translates each game's PDDL once (``fast_state.Translation``; stock translates four times per
   load + reset) and defers the replanning translation until a planner asks for it;
-- keeps a bounded LRU of loaded games (``cache_size``, about 1.2 MB each): a revisit reloads
-  the memoised SAS text into libdownward (milliseconds) instead of re-translating;
-- resets a loaded game from a snapshot taken at its first reset: the lib's initial state id
-  (``set_state_id``), the Python facts, and a copy of the initial ``GameState``;
+- keeps the parsed and translated game (a "template": logic, translation, initial facts, the
+  initial ``GameState`` per requested infos) in a process-wide LRU shared by the engines of the
+  process, so the copies of a rollout group held by one worker translate their game once;
+- keeps, per engine, an LRU of live games (``cache_size``; about 1.2 MB per game with its
+  template): a revisit reloads the memoised SAS text into libdownward (milliseconds);
+- resets a loaded game from the snapshot taken at its first reset: the lib's initial state id
+  (``set_state_id``), the Python facts, and a copy of the initial ``GameState``; the snapshot
+  is used only for the infos and entity names it was derived with;
 - derives text with ``fast_textgen.FastGrammar`` (no TatSu re-parses, no deep copies).
 
 ``step`` is textworld's own ``PddlEnv.step``, so command matching, scoring and the info
 fields are computed by the stock code. Nothing in textworld or alfworld is patched; everything
 lives in instances created here. A start-up self-check (``fast_selfcheck``) compares this
 engine with the stock one and ``make_fast_engine`` falls back to stock, with a warning, when
-anything differs or a libdownward symbol is missing.
+anything differs or a libdownward symbol is missing. Engines are not thread-safe (neither is
+stock): use them from one thread, one worker process per parallel stream.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import textworld
 from textworld.core import GameState
 from textworld.envs.pddl import PddlEnv
+from textworld.generator.game import EntityInfo
 
 from envs.alfworld.fast_state import FactSnapshot, FastPddlState, LibHandle, Translation
 from envs.alfworld.fast_textgen import FastGameLogic
@@ -42,23 +49,75 @@ DEFAULT_CACHE_SIZE = 64
 
 @dataclass(frozen=True)
 class _ResetSnapshot:
-    """A game's state right after its first reset (everything but the lib's state id)."""
+    """The ``GameState`` of a game right after its first reset, and what it was derived with."""
 
-    facts: FactSnapshot
     game_state: GameState
     names: tuple  # entity (id, name) pairs the text was derived with
 
 
 @dataclass
-class _LoadedGame:
-    """One game in the LRU: parsed logic, translation, live state and reset snapshot."""
+class _GameTemplate:
+    """What every engine of the process shares about one game: nothing here depends on a lib."""
 
     data: Mapping
     logic: FastGameLogic
     translation: Translation
+    entities: tuple  # (id, type) of each entity, in stock ``_get_entity_infos`` order
+    facts: FactSnapshot | None = None  # the initial state's facts (taken at the first reset)
+    snapshots: dict = field(default_factory=dict)  # requested infos -> _ResetSnapshot
+
+
+@dataclass
+class _LoadedGame:
+    """One game in an engine's LRU: the shared template plus this engine's live state."""
+
+    template: _GameTemplate
     state: FastPddlState
     entity_infos: dict
-    snapshot: _ResetSnapshot | None = None
+
+
+class _TemplateCache:
+    """The process-wide LRU of game templates, so that the copies of a rollout group held by
+    one worker translate their game once. Its capacity is the largest ``cache_size`` asked for."""
+
+    def __init__(self) -> None:
+        self.capacity = 0
+        self.templates: OrderedDict[str, _GameTemplate] = OrderedDict()
+
+    def get(self, key: str) -> _GameTemplate | None:
+        template = self.templates.get(key)
+        if template is not None:
+            self.templates.move_to_end(key)
+        return template
+
+    def put(self, key: str, template: _GameTemplate) -> None:
+        self.templates[key] = template
+        while len(self.templates) > self.capacity:
+            self.templates.popitem(last=False)
+
+
+_TEMPLATES = _TemplateCache()
+
+
+def clear_shared_cache(capacity: int | None = None) -> None:
+    """Forget the process-wide game templates (engines keep the games they hold); with
+    ``capacity``, also set how many the process keeps from now on."""
+    _TEMPLATES.templates.clear()
+    if capacity is not None:
+        _TEMPLATES.capacity = max(int(capacity), 1)
+
+
+@contextmanager
+def isolated_shared_cache() -> Iterator[None]:
+    """Run with an empty process-wide template cache, then put the previous one back (the
+    self-check uses this so that it neither depends on nor pollutes the process's cache)."""
+    global _TEMPLATES
+    saved, _TEMPLATES = _TEMPLATES, _TemplateCache()
+    _TEMPLATES.capacity = saved.capacity
+    try:
+        yield
+    finally:
+        _TEMPLATES = saved
 
 
 def _copy_game_state(state: GameState) -> GameState:
@@ -73,18 +132,36 @@ def _copy_game_state(state: GameState) -> GameState:
     return copy
 
 
+def _infos_key(infos: textworld.EnvInfos) -> tuple:
+    """What a reset's GameState depends on besides the game: the requested infos."""
+    return tuple((slot, tuple(value) if isinstance(value, list) else value)
+                 for slot in textworld.EnvInfos.__slots__ for value in [getattr(infos, slot)])
+
+
 def _names(entity_infos: dict) -> tuple:
     return tuple(sorted((info.id, info.name) for info in entity_infos.values()))
 
 
-def _read_game(filename_or_data: str | Mapping) -> tuple[str, Mapping, str | None]:
-    """(cache key, game data, file name or None): the key hashes the content, not the path."""
+def _new_entity_infos(entities: tuple) -> dict:
+    """Fresh ``EntityInfo`` objects as stock ``PddlEnv._get_entity_infos`` makes them."""
+    infos = {}
+    for entity_id, entity_type in entities:
+        info = EntityInfo(entity_id, entity_type)
+        info.name = info.id
+        info.definite = "the"
+        info.indefinite = "a"
+        infos[entity_id] = info
+    return infos
+
+
+def _read_game(filename_or_data: str | Mapping) -> tuple[str, Mapping | bytes, str | None]:
+    """(cache key, game data or the file's bytes, file name or None): the key hashes the content."""
     if isinstance(filename_or_data, Mapping):
         raw = json.dumps(filename_or_data, sort_keys=True).encode("utf-8")
-        return hashlib.sha256(raw).hexdigest(), filename_or_data, None
+        return "data:" + hashlib.sha256(raw).hexdigest(), filename_or_data, None
     with open(filename_or_data, "rb") as handle:
         raw = handle.read()
-    return hashlib.sha256(raw).hexdigest(), json.loads(raw), filename_or_data
+    return "file:" + hashlib.sha256(raw).hexdigest(), raw, filename_or_data
 
 
 class FastPddlEnv(PddlEnv):
@@ -97,39 +174,56 @@ class FastPddlEnv(PddlEnv):
         self._games: OrderedDict[str, _LoadedGame] = OrderedDict()
         self._game: _LoadedGame | None = None
         self._handle: LibHandle | None = None
-        self.stats = {"loads": 0, "cache_hits": 0, "cached_resets": 0, "full_resets": 0}
+        self.stats = {"loads": 0, "cache_hits": 0, "shared_hits": 0, "cached_resets": 0, "full_resets": 0}
         super().__init__(infos)  # dlopens a private copy of libdownward
         self._handle = LibHandle(self.downward_lib)  # raises MissingSymbolError
+        _TEMPLATES.capacity = max(_TEMPLATES.capacity, self._cache_size)
 
     # -- loading ---------------------------------------------------------------------------
 
     def load(self, filename_or_data: str | Mapping) -> None:
-        key, data, game_file = _read_game(filename_or_data)
+        key, content, game_file = _read_game(filename_or_data)
         self.stats["loads"] += 1
         game = self._games.get(key)
-        if game is None:
-            game = self._build(data)
+        if game is not None:
+            self._games.move_to_end(key)
+            self.stats["cache_hits"] += 1
+        else:
+            game = self._load_new(key, content)
             self._games[key] = game
             while len(self._games) > self._cache_size:
                 self._games.popitem(last=False)
-        else:
-            self._games.move_to_end(key)
-            self.stats["cache_hits"] += 1
+        data = game.template.data
         self._game = game
         self._game_file = game_file
         self._game_data = data
         self.walkthrough = data.get("walkthrough", None)
-        self._logic = game.logic
+        self._logic = game.template.logic
         self._pddl_state = game.state
         self._entity_infos = game.entity_infos
 
-    def _build(self, data: Mapping) -> _LoadedGame:
+    def _load_new(self, key: str, content: Mapping | bytes) -> _LoadedGame:
+        """This engine's live copy of a game: from the process's template when another engine
+        loaded it, else parsed and translated here (and shared from now on)."""
+        template = _TEMPLATES.get(key)
+        if template is not None:
+            self.stats["shared_hits"] += 1
+            if template.facts is not None:
+                state = FastPddlState.from_snapshot(self._handle, template.translation, template.logic,
+                                                    template.facts)
+            else:
+                state = FastPddlState(self._handle, template.translation, template.logic)
+            return _LoadedGame(template, state, _new_entity_infos(template.entities))
+        data = json.loads(content) if isinstance(content, bytes) else content
         logic = FastGameLogic(domain=data["pddl_domain"], grammar=data["grammar"])
         translation = Translation(logic.domain, data["pddl_problem"])
         state = FastPddlState(self._handle, translation, logic)
         self._pddl_state = state
         entity_infos = self._get_entity_infos()
-        return _LoadedGame(data=data, logic=logic, translation=translation, state=state, entity_infos=entity_infos)
+        entities = tuple((info.id, info.type) for info in entity_infos.values())
+        template = _GameTemplate(data=data, logic=logic, translation=translation, entities=entities)
+        _TEMPLATES.put(key, template)
+        return _LoadedGame(template, state, entity_infos)
 
     # -- resetting -------------------------------------------------------------------------
 
@@ -137,25 +231,30 @@ class FastPddlEnv(PddlEnv):
         game = self._game
         if game is None:
             raise RuntimeError("FastPddlEnv.reset() called before load()")
-        initial_id = self._handle.activate(game.translation)
+        template = game.template
+        initial_id = self._handle.activate(template.translation)
         self._pddl_state = game.state
-        snapshot = game.snapshot
-        if snapshot is not None:
-            game.state.restore(snapshot.facts)
+        if template.facts is not None:
+            game.state.restore(template.facts)
             self.downward_lib.set_state_id(initial_id)
+        infos_key = _infos_key(self.request_infos)
+        snapshot = template.snapshots.get(infos_key)
         self.prev_state = None
         self._last_action = None
         self._moves = 0
         if snapshot is not None and snapshot.names == _names(self._entity_infos):
             self.stats["cached_resets"] += 1
             self.state = _copy_game_state(snapshot.game_state)
+            self.state["_entity_infos"] = dict(self._entity_infos)  # this engine's objects, as stock
             return self.state
-        # First reset of this game (its state is the freshly built initial one), or the entity
-        # names changed since the snapshot (a demangler with shuffle=True): derive everything.
+        # First reset of this game (its state is the freshly built initial one), other requested
+        # infos, or entity names changed since the snapshot (shuffle=True demangler): derive it all.
         self.stats["full_resets"] += 1
         state = self._derive_initial_state()
-        game.snapshot = _ResetSnapshot(facts=game.state.snapshot(), game_state=_copy_game_state(state),
-                                       names=_names(self._entity_infos))
+        if template.facts is None:
+            template.facts = game.state.snapshot()
+        template.snapshots[infos_key] = _ResetSnapshot(game_state=_copy_game_state(state),
+                                                       names=_names(self._entity_infos))
         return state
 
     def _derive_initial_state(self) -> GameState:
@@ -180,7 +279,8 @@ class FastPddlEnv(PddlEnv):
     def cache_info(self) -> dict:
         """Games held, capacity and counters (loads, cache hits, cached and full resets)."""
         return {"games": len(self._games), "capacity": self._cache_size, **self.stats,
-                "lib_loads": self._handle.loads}
+                "lib_loads": self._handle.loads if self._handle else 0,
+                "process_games": len(_TEMPLATES.templates), "process_capacity": _TEMPLATES.capacity}
 
     def clear_cache(self) -> None:
         """Forget every loaded game: the next load translates again."""

@@ -8,8 +8,9 @@ commands plus "look", "inventory" and an invalid command) and a revisit of the f
 loading the second. The result is cached per (python, alfworld, textworld,
 fast-downward-textworld, TatSu, fast-engine source) tuple in
 ``~/.cache/siri-bench/alfworld/fast-engine-selfcheck.json`` (``SIRI_BENCH_CACHE`` moves it), so
-later processes only read a file. Any difference, exception or missing symbol makes
-``checked_fast_engine`` return the stock engine with a warning that says why.
+later processes only read a file (a failure is cached too; delete the file to check again). Any
+difference, exception or missing symbol makes ``checked_fast_engine`` return the stock engine
+with a warning that says why.
 
 The built-in games ship no ALFWorld data: they are the domain and grammar that the ``alfworld``
 package installs (``alfworld/data/alfred.pddl``, ``alfred.twl2``) plus the small PDDL problems
@@ -18,6 +19,7 @@ written below (a kitchen with seven receptacles and five objects).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -42,6 +44,7 @@ EXTRA_COMMANDS = ("look", "inventory", "jump over the moon")
 CACHE_FILE = "fast-engine-selfcheck.json"
 _SOURCES = ("fast_engine.py", "fast_state.py", "fast_textgen.py", "fast_selfcheck.py")
 _RESULT: dict[str, CheckResult] = {}
+_LOGGED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,7 @@ def builtin_games() -> list[tuple[dict, list[str]]]:
 
 # -- the check and the fallback ---------------------------------------------------------------
 
+@functools.cache
 def version_key() -> str:
     """The versions the cached result is valid for, plus a hash of the fast engine's code."""
     parts = [f"python={platform.python_version()}"]
@@ -352,44 +356,60 @@ def _write_cached(key: str, result: CheckResult) -> None:
 def _read_cached(key: str) -> CheckResult | None:
     try:
         entry = json.loads(_cache_path().read_text()).get(key)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
-    if not isinstance(entry, dict) or not entry.get("ok"):
-        return None  # only passes are trusted from disk; a failure is re-checked (and re-warned)
-    return CheckResult(ok=True, detail=str(entry.get("detail", "")), seconds=0.0, cached=True)
+    if not isinstance(entry, dict) or not isinstance(entry.get("ok"), bool):
+        return None
+    detail = str(entry.get("detail", ""))
+    if not entry["ok"]:
+        detail += f" (cached result; delete {_cache_path()} to check again)"
+    return CheckResult(ok=entry["ok"], detail=detail, seconds=0.0, cached=True)
 
 
 def run_self_check(walk_steps: int = 6) -> CheckResult:
-    """Compare a fresh fast engine with the stock engine on the built-in games (uncached)."""
-    from envs.alfworld.fast_engine import build_fast_engine
+    """Compare fresh fast engines with the stock engine on the built-in games (uncached).
+
+    One fast engine plays ``scenario`` (first loads, cached resets, a revisit from its LRU);
+    then a second fast engine in the same process loads the first game from the shared
+    template cache (as the copies of a rollout group in one worker do) and plays it again.
+    """
+    from envs.alfworld.fast_engine import build_fast_engine, isolated_shared_cache
 
     start = time.perf_counter()
-    fast = stock = None
+    engines: list[Any] = []
     try:
-        games = builtin_games()
-        fast, stock = build_fast_engine(cache_size=4), build_stock_engine()
-        wins = []
-        mismatch = replay(fast, stock, scenario(games, walk_steps=walk_steps, revisit_walkthrough=False), on_step=lambda r: wins.append(r["won"]))
+        with isolated_shared_cache():
+            games = builtin_games()
+            fast, stock, second = build_fast_engine(cache_size=4), build_stock_engine(), build_fast_engine(cache_size=4)
+            engines += [fast, stock, second]
+            wins: list[bool] = []
+            mismatch = replay(fast, stock, scenario(games, walk_steps=walk_steps, revisit_walkthrough=False),
+                              on_step=lambda r: wins.append(r["won"]))
+            game, walkthrough = games[0]
+            mismatch = mismatch or replay(second, stock, [("load", game), ("reset",),
+                                                          *[("step", c) for c in walkthrough]],
+                                          on_step=lambda r: wins.append(r["won"]))
         if mismatch is not None:
             return CheckResult(False, f"fast engine differs from stock: {mismatch}", time.perf_counter() - start)
-        info = fast.unwrapped.cache_info()
-        if wins.count(True) < len(games) or info["cached_resets"] == 0 or info["cache_hits"] == 0:
-            return CheckResult(False, f"self-check did not win every built-in game and exercise cached resets "
-                                      f"and revisits: {wins.count(True)} wins, {info}",
+        info, shared = fast.unwrapped.cache_info(), second.unwrapped.cache_info()
+        exercised = (wins.count(True) >= len(games) + 1 and info["cached_resets"] > 0 and info["cache_hits"] > 0
+                     and shared["shared_hits"] > 0 and shared["cached_resets"] > 0)
+        if not exercised:
+            return CheckResult(False, f"self-check did not win every built-in game and exercise cached resets, "
+                                      f"revisits and shared templates: {wins.count(True)} wins, {info}, {shared}",
                                time.perf_counter() - start)
         return CheckResult(True, "identical to stock on the built-in games", time.perf_counter() - start)
     except Exception as exc:  # any failure of the fast path means: use stock
         return CheckResult(False, f"fast engine self-check raised {type(exc).__name__}: {exc}",
                            time.perf_counter() - start)
     finally:
-        for engine in (fast, stock):
-            if engine is not None:
-                engine.close()
+        for engine in engines:
+            engine.close()
 
 
 def cached_self_check(use_cache: bool = True) -> CheckResult:
-    """The self-check's result for the installed versions: memoised in the process and, when it
-    passed, on disk; otherwise run (a few seconds)."""
+    """The self-check's result for the installed versions: memoised in the process and on disk
+    (pass or fail; delete the file to check again); otherwise run (a few seconds)."""
     key = version_key()
     if use_cache:
         if key in _RESULT:
@@ -400,17 +420,19 @@ def cached_self_check(use_cache: bool = True) -> CheckResult:
             return cached
     result = run_self_check()
     _RESULT[key] = result
-    if result.ok:
-        _write_cached(key, result)
+    _write_cached(key, result)
     return result
 
 
 def fallback_warning(reason: str) -> str:
+    """Warn (RuntimeWarning, and the log once per process and reason) that stock is used."""
     message = (f"ALFWorld fast engine disabled, using the stock TextWorld engine (same results, about 10x "
                f"slower steps): {reason}. Installed: {version_key()}; the fast path was validated on "
                f"alfworld 0.4.2, textworld 1.7.0, fast-downward-textworld 20.6.4, TatSu 5.8.3.")
     warnings.warn(message, RuntimeWarning, stacklevel=3)
-    log.warning(message)
+    if reason not in _LOGGED:
+        _LOGGED.add(reason)
+        log.warning(message)
     return message
 
 

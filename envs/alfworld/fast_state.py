@@ -140,6 +140,34 @@ class FastPddlState(pddl_logic.PddlState):
         self._vars_by_name = {}
         self._vars_by_type = defaultdict(set)
         self._var_counts = Counter()
+        self._bind(handle, translation, logic)
+        for fd_type in self.task.types:
+            try:
+                logic.types.add(textworld.logic.Type(fd_type.name, fd_type.supertype_names))
+            except ValueError:
+                pass  # already known (as in stock)
+        handle.activate(translation)
+        self.add_facts([fact for fact in map(self._init_fact, self.task.init) if fact is not None])
+        atoms = (pddl_logic.Atom * self.downward_lib.get_state_size())()
+        self.downward_lib.get_state(atoms)
+        facts = (atom.get_fact(self.name2type) for atom in atoms)
+        self.add_facts([fact for fact in facts if not fact.is_negation])
+
+    @classmethod
+    def from_snapshot(cls, handle: LibHandle, translation: Translation, logic: pddl_logic.GameLogic,
+                      snapshot: FactSnapshot) -> FastPddlState:
+        """The state another engine snapshotted at the initial state, bound to ``handle``'s lib.
+
+        The lib is not touched: ``FastPddlEnv.reset`` activates the translation and sets the
+        lib's state to the initial one before the state is used.
+        """
+        state = cls.__new__(cls)
+        state._bind(handle, translation, logic)
+        state.restore(snapshot)
+        return state
+
+    def _bind(self, handle: LibHandle, translation: Translation, logic: pddl_logic.GameLogic) -> None:
+        """The attributes stock ``PddlState.__init__`` sets besides the facts."""
         self._logic = logic
         self._handle = handle
         self._translation = translation
@@ -147,18 +175,7 @@ class FastPddlState(pddl_logic.PddlState):
         self.pddl_problem = translation.problem
         self.task, self.sas = translation.task, translation.sas
         self._actions = {action.name: action for action in self.task.actions}
-        for fd_type in self.task.types:
-            try:
-                logic.types.add(textworld.logic.Type(fd_type.name, fd_type.supertype_names))
-            except ValueError:
-                pass  # already known (as in stock)
-        handle.activate(translation)
         self.name2type = {obj.name: obj.type_name for obj in self.task.objects}
-        self.add_facts([fact for fact in map(self._init_fact, self.task.init) if fact is not None])
-        atoms = (pddl_logic.Atom * self.downward_lib.get_state_size())()
-        self.downward_lib.get_state(atoms)
-        facts = (atom.get_fact(self.name2type) for atom in atoms)
-        self.add_facts([fact for fact in facts if not fact.is_negation])
 
     def _init_fact(self, atom: Any) -> Proposition | None:
         """A fact of the problem's ``:init`` as a Proposition (None for '=', costs, distances)."""

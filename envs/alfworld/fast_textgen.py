@@ -21,6 +21,15 @@ Semantics mirrored from the stock symbols (checked by tests/alfworld/test_fast_e
   that name and ``value`` is never visible; we build the same namespace);
 - ``[...]``: the derived items joined by ``#list_separator#`` and ``#list_last_separator#``, or
   ``#list_empty#`` for none.
+
+One deliberate difference: stock evaluates the conditions of every production of a nonterminal
+before taking the first applicable one; we stop at the first applicable one. The text is the
+same; only a malformed condition *after* it would raise in stock and not here.
+
+Private textworld 1.7.0 internals used (read only): ``textgen._parse_and_convert`` (the TatSu
+parse of a string into symbols), ``pddl.logic._PARSER`` and ``pddl.logic._ModelConverter`` (the
+grammar file's parser and model walker), the model node classes of ``pddl.logic.model``, and the
+symbol classes' attributes (``symbol``, ``expression``, ``given``).
 """
 
 from __future__ import annotations

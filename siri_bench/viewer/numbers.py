@@ -1,33 +1,33 @@
-"""Interval estimates shown by the viewer (closed forms; the reports compute the full statistics).
+"""Interval estimates shown by the viewer: thin adapters over :mod:`reports.stats`.
 
-* :func:`wilson_interval`: a run's success rate over its evaluation episodes (Wilson score
-  interval, which stays inside [0, 1] and behaves at 0/n and n/n, unlike the Wald interval).
-* :func:`t_interval`: an algorithm's mean success over training seeds, the seed being the unit
-  of replication (see ``reference/statistics.md``).
-* :func:`mcnemar_exact_p`: the exact (binomial) McNemar test on discordant pairs of two runs
-  evaluated on the same task instances.
+The statistics live in one place (``reports.stats``); these adapters only give the viewer's
+tolerant signatures (NaNs instead of errors for empty data, tuples for templates).
+
+* :func:`wilson_interval`: a run's success rate over its evaluation episodes.
+* :func:`t_interval`: an algorithm's mean success over training seeds (the unit of replication).
+* :func:`mcnemar_exact_p`: the exact McNemar test on the discordant pairs of two runs.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
-from scipy import stats
+import numpy as np
+
+from reports.stats import compare
+from reports.stats import t_interval as _t_interval
+from reports.stats import wilson_interval as _wilson_interval
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``successes / n`` (NaNs when ``n == 0``)."""
+    """Wilson score interval of ``successes / n`` (NaNs when ``n == 0``)."""
     if n <= 0:
         return (math.nan, math.nan)
     if not 0 <= successes <= n:
         raise ValueError(f"successes must be in [0, {n}], got {successes}")
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return _wilson_interval(successes, n, confidence)
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
@@ -35,17 +35,15 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if not xs:
         return (math.nan, math.nan, math.nan)
-    mean = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return (mean, math.nan, math.nan)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-    half = stats.t.ppf(0.5 + confidence / 2, len(xs) - 1) * sd / math.sqrt(len(xs))
-    return (mean, mean - half, mean + half)
+    res = _t_interval(xs, confidence)
+    return (res["point"], res["low"], res["high"])
 
 
 def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value from the discordant counts (1.0 when there are none)."""
-    n = only_a + only_b
-    if n == 0:
+    if only_a + only_b == 0:
         return 1.0
-    return float(stats.binomtest(min(only_a, only_b), n, 0.5).pvalue)
+    x = np.array([1.0] * only_a + [0.0] * only_b)
+    with warnings.catch_warnings():  # the page shows the p-value; the unreachable-alpha note is for reports
+        warnings.simplefilter("ignore")
+        return float(compare(x, 1.0 - x, test="mcnemar", paired=True).p_value)

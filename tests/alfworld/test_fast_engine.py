@@ -14,10 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from envs.alfworld import fast_engine, fast_state, fast_textgen
 from envs.alfworld import fast_selfcheck as sc
-from envs.alfworld import fast_state, fast_textgen
 from envs.alfworld.engine import make_engine
-from envs.alfworld.fast_engine import FastPddlEnv, _names, build_fast_engine, engine_mode, make_fast_engine
+from envs.alfworld.fast_engine import (
+    FastPddlEnv,
+    _names,
+    build_fast_engine,
+    clear_shared_cache,
+    engine_mode,
+    make_fast_engine,
+)
 
 
 @pytest.fixture()
@@ -26,6 +33,14 @@ def fresh_check(tmp_path, monkeypatch):
     monkeypatch.setenv("SIRI_BENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(sc, "_RESULT", {})
     return tmp_path / "alfworld" / sc.CACHE_FILE
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_templates():
+    """Each test starts without games that other engines of this process loaded."""
+    clear_shared_cache()
+    yield
+    clear_shared_cache()
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +119,14 @@ def test_a_text_difference_fails_the_self_check_and_falls_back(fresh_check, monk
     assert engine_mode(engine) == "stock"
     message = str(caught[0].message)
     assert "feedback" in message or "admissible_commands" in message
-    assert not fresh_check.exists() or sc.version_key() not in json.loads(fresh_check.read_text())
+    stored = json.loads(fresh_check.read_text())[sc.version_key()]
+    assert stored["ok"] is False and "differs from stock" in stored["detail"]
+
+    # The next process reads the failure and falls back without checking again, still warning.
+    monkeypatch.setattr(sc, "_RESULT", {})
+    monkeypatch.setattr(sc, "run_self_check", lambda: pytest.fail("the cached failure was not used"))
+    with pytest.warns(RuntimeWarning, match="cached result; delete"):
+        assert engine_mode(make_fast_engine(cache_size=4)) == "stock"
 
 
 def test_a_state_difference_fails_the_self_check(fresh_check, monkeypatch):
@@ -122,10 +144,10 @@ def test_a_state_difference_fails_the_self_check(fresh_check, monkeypatch):
 
 
 def test_an_exception_in_the_fast_path_falls_back(fresh_check, monkeypatch):
-    def broken(self, data):
+    def broken(self, key, content):
         raise KeyError("pddl_problem")
 
-    monkeypatch.setattr(FastPddlEnv, "_build", broken)
+    monkeypatch.setattr(FastPddlEnv, "_load_new", broken)
     with pytest.warns(RuntimeWarning, match="raised KeyError"):
         engine = make_engine("fast", cache_size=4)
     assert engine_mode(engine) == "stock"
@@ -138,15 +160,34 @@ def test_make_engine_fast_gives_the_checked_fast_engine(fresh_check):
     assert engine_mode(make_engine("stock")) == "stock"
 
 
-def test_lru_evicts_the_oldest_game_and_reloads_it_identically(games):
+def test_lru_evicts_the_oldest_game_and_reloads_it_identically(games, monkeypatch):
     fast, stock = build_fast_engine(cache_size=1), sc.build_stock_engine()
+    monkeypatch.setattr(fast_engine._TEMPLATES, "capacity", 1)  # other tests' engines asked for more
     (a, walk_a), (b, _) = games
     script = [("load", a), ("reset",), ("walk", 1, 5), ("load", b), ("reset",), ("walk", 2, 5),
               ("load", a), ("reset",), *[("step", c) for c in walk_a], ("reset",)]
     assert sc.replay(fast, stock, script) is None
     info = fast.unwrapped.cache_info()
-    assert info["games"] == 1 and info["cache_hits"] == 0 and info["full_resets"] == 3
+    assert info["games"] == 1 and info["process_games"] == 1
+    assert info["cache_hits"] == info["shared_hits"] == 0 and info["full_resets"] == 3
     assert info["cached_resets"] == 1
+
+
+def test_engines_of_one_process_share_translated_games(games, monkeypatch):
+    """The copies of a rollout group in one worker: the second engine neither parses nor
+    translates, and its first reset is served from the first engine's snapshot."""
+    first, second, stock = build_fast_engine(cache_size=4), build_fast_engine(cache_size=4), sc.build_stock_engine()
+    (a, walk_a), _ = games
+    first.load(a)
+    first.reset()
+    monkeypatch.setattr(fast_state, "pddl_to_sas", lambda *args, **kw: pytest.fail("translated again"))
+    monkeypatch.setattr(fast_engine, "FastGameLogic", lambda *args, **kw: pytest.fail("parsed again"))
+    script = [("load", a), ("reset",), *[("step", c) for c in walk_a], ("reset",), ("walk", 5, 6)]
+    assert sc.replay(second, stock, script) is None
+    info = second.unwrapped.cache_info()
+    assert info["shared_hits"] == 1 and info["full_resets"] == 0 and info["cached_resets"] == 2
+    # The first engine is unaffected by the second one's play.
+    assert sc.replay(first, stock, [("reset",), ("walk", 6, 6)]) is None
 
 
 def test_revisits_and_cached_resets_skip_translation(games, monkeypatch):
@@ -230,6 +271,9 @@ def test_planner_infos_match_stock_and_replanning_is_translated_lazily(games):
     records = []
     assert sc.replay(fast, stock, script, on_step=records.append) is None
     assert records[0]["policy_commands"] and records[0]["facts"]
+    # The game came from the shared cache, where a reset with the default infos left a snapshot:
+    # that snapshot must not be served to an engine that requests other infos.
+    assert fast.unwrapped.stats["shared_hits"] >= 1
     assert fast.unwrapped._pddl_state._translation._sas_replan is not None
 
 

@@ -56,6 +56,18 @@ def driver(tmp_path_factory):
     drv.quit()
 
 
+def _navigate(driver, element) -> None:
+    """Click a link/button that loads a new page and wait until the old page is gone.
+
+    Under load the next ``find_element`` could otherwise still see the old page's elements."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element("tag name", "html")
+    element.click()
+    WebDriverWait(driver, 30).until(ec.staleness_of(old))
+
+
 def _visible_rows(driver, table_id: str) -> list:
     from selenium.webdriver.common.by import By
 
@@ -96,27 +108,27 @@ def test_browse_filter_open_episode_and_diff_in_the_served_app(demo, driver):
         rows = _visible_rows(driver, "runs")
         assert rows[0].text.startswith("demo/gigpo-alfworld-s0")
 
-        driver.find_element(By.LINK_TEXT, "demo/siri-alfworld-s0").click()
+        _navigate(driver, driver.find_element(By.LINK_TEXT, "demo/siri-alfworld-s0"))
         assert driver.find_element(By.TAG_NAME, "h1").text == "siri-alfworld-s0"
         assert len(_visible_rows(driver, "episodes")) == 6  # the last round is selected by default
         Select(driver.find_element(By.ID, "filter-outcome")).select_by_value("lost")
         lost = _visible_rows(driver, "episodes")
         assert len(lost) == 2
         driver.save_screenshot(str(ARTIFACTS / "03-run-episodes-lost.png"))
-        lost[0].find_element(By.CSS_SELECTOR, "a.episode-link").click()
+        _navigate(driver, lost[0].find_element(By.CSS_SELECTOR, "a.episode-link"))
         assert driver.find_element(By.ID, "episode-status").text == "step_limit"
         marks = driver.find_elements(By.CSS_SELECTOR, "#steps mark.action")
         assert len(marks) == syn.STEP_LIMIT and marks[0].is_displayed()
         driver.save_screenshot(str(ARTIFACTS / "04-episode.png"))
 
-        driver.find_element(By.ID, "nav-diff").click()
+        _navigate(driver, driver.find_element(By.ID, "nav-diff"))
         Select(driver.find_element(By.ID, "diff-a")).select_by_value(A)
         Select(driver.find_element(By.ID, "diff-b")).select_by_value(B)
-        driver.find_element(By.ID, "diff-submit").click()
+        _navigate(driver, driver.find_element(By.ID, "diff-submit"))
         assert driver.current_url.endswith(f"/diff/{A}/{B}/index.html")
         assert "on 2 task(s)" in driver.find_element(By.ID, "mcnemar").text
         driver.save_screenshot(str(ARTIFACTS / "05-diff-pair.png"))
-        driver.find_element(By.CSS_SELECTOR, "#a-only a.task-link").click()  # task 2: SIRI won, GiGPO lost
+        _navigate(driver, driver.find_element(By.CSS_SELECTOR, "#a-only a.task-link"))  # task 2: SIRI won, GiGPO lost
         _check_divergence(driver, syn.DIVERGE[2], "06-diff-first-divergence.png")
     assert snapshot(demo.root) == before
 
@@ -134,17 +146,17 @@ def test_static_export_opens_from_disk_without_a_server(demo, driver, tmp_path):
         "demo/gigpo-alfworld-s0", "demo/gigpo-alfworld-s1"]
     driver.save_screenshot(str(ARTIFACTS / "07-export-runs-gigpo.png"))
 
-    driver.find_element(By.LINK_TEXT, "demo/gigpo-alfworld-s1").click()
+    _navigate(driver, driver.find_element(By.LINK_TEXT, "demo/gigpo-alfworld-s1"))
     assert driver.current_url.startswith("file://") and driver.find_element(By.TAG_NAME, "h1").text == "gigpo-alfworld-s1"
-    driver.find_element(By.CSS_SELECTOR, "#episodes a.episode-link").click()
+    _navigate(driver, driver.find_element(By.CSS_SELECTOR, "#episodes a.episode-link"))
     assert driver.current_url.startswith("file://") and driver.find_elements(By.CSS_SELECTOR, "#steps tbody tr")
 
-    driver.find_element(By.ID, "nav-diff").click()
-    driver.find_element(By.CSS_SELECTOR, "a.pair-link").click()  # gigpo-s0 vs siri-s0 (path order)
-    driver.find_element(By.LINK_TEXT, syn.TASKS[0][0]).click()
+    _navigate(driver, driver.find_element(By.ID, "nav-diff"))
+    _navigate(driver, driver.find_element(By.CSS_SELECTOR, "a.pair-link"))  # gigpo-s0 vs siri-s0 (path order)
+    _navigate(driver, driver.find_element(By.LINK_TEXT, syn.TASKS[0][0]))
     assert driver.current_url.endswith(f"{file_key(syn.TASKS[0][0])}~0.html")
     _check_divergence(driver, syn.DIVERGE[0], "08-export-diff.png")
-    driver.find_element(By.ID, "nav-plots").click()
+    _navigate(driver, driver.find_element(By.ID, "nav-plots"))
     assert driver.find_elements(By.CSS_SELECTOR, "svg.chart polyline")
     imgs = driver.find_elements(By.CSS_SELECTOR, ".gallery img")
     assert imgs and all(driver.execute_script("return arguments[0].naturalWidth", i) > 0 for i in imgs)
