@@ -39,7 +39,7 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from algorithms.base import PromptContext
 from algorithms.d2skill_bank import D2SkillBank, ScoredSkill
@@ -108,6 +108,14 @@ class D2SkillConfig(GRPOConfig):
     trajectory_steps: int = Field(30, ge=1, description="last steps of an episode shown to the writer")
     observation_chars: int = Field(300, ge=20, description="observations shown to the writer are cut to this")
     writer: WriterConfig = Field(default_factory=WriterConfig, description="who writes skills")
+
+    @model_validator(mode="after")
+    def _ranked_candidates_cover_top_k(self) -> D2SkillConfig:
+        need = max(self.top_k_task, self.top_k_step)
+        if self.top_2k is not None and self.top_2k < need:
+            raise ValueError(f"top_2k ({self.top_2k}) < top_k_task / top_k_step ({need}): the score ranks the top_2k "
+                             "most similar skills and keeps top_k of them; raise top_2k or leave it out (2 * top_k)")
+        return self
 
 
 #: the bank's fields are not the GRPO estimator's

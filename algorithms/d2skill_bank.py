@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from algorithms.retrieval import check_similarity
 from algorithms.skills import Skill, dedupe
 
 if TYPE_CHECKING:
@@ -55,6 +56,12 @@ def ucb_bonus(c: float, total: int, n: int, *, floor_two: bool = True) -> float:
 def retrieval_score(sim: float, utility: float, total: int, n: int, *, alpha: float, c: float) -> float:
     """``alpha * (sim + 1) / 2 + (1 - alpha) * (utility + UCB bonus)``."""
     return alpha * (sim + 1.0) / 2.0 + (1.0 - alpha) * (utility + ucb_bonus(c, total, n))
+
+
+def retrieval_text(skill: Skill) -> str:
+    """What a query is compared with: the skill's key, else (a loaded skill without one) its title,
+    principle and when-to-apply joined, as D2Skill does for skills without a retrieval observation."""
+    return skill.key or ". ".join(x for x in (skill.title, skill.principle, skill.when_to_apply) if x)
 
 
 class D2SkillBank:
@@ -85,7 +92,7 @@ class D2SkillBank:
         items = self.pools[pool]
         if not items or top_k <= 0:
             return []
-        sims = self.similarity.scores([query], [s.key or s.title for s in items])[0]
+        sims = self.similarity.scores([query], [retrieval_text(s) for s in items])[0]
         width = min(len(items), top_2k if top_2k is not None else max(2 * top_k, top_k + 1))
         first = sorted(range(len(items)), key=lambda i: (-sims[i], i))[:width]
         total = sum(s.retrievals for s in items)
@@ -129,5 +136,6 @@ class D2SkillBank:
                 "similarity": self.similarity.name}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_similarity(state.get("similarity"), self.similarity.name, "skill bank")
         self.pools = {p: [Skill.from_dict(d) for d in (state.get("pools") or {}).get(p, [])] for p in POOLS}
         self._next = {p: int((state.get("next") or {}).get(p, len(self.pools[p]) + 1)) for p in POOLS}

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from algorithms.retrieval import Similarity
+from algorithms.retrieval import Similarity, check_similarity
 
 
 @dataclass
@@ -140,6 +140,7 @@ class MemoryBank:
                 "similarity": self.similarity.name}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_similarity(state.get("similarity"), self.similarity.name, "memory")
         self.memories = [Memory(**m) for m in state.get("memories", [])]
         self._next_id = int(state.get("next_id", len(self.memories)))
 

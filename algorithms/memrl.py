@@ -33,7 +33,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from algorithms.base import Algorithm, PromptContext
 from algorithms.model_output import after_label, clean_text, clip, looks_like_language
@@ -92,6 +92,13 @@ class MemRLConfig(StrictModel):
     trajectory_steps: int = Field(30, ge=1, description="last steps of an episode shown to the writer")
     observation_chars: int = Field(200, ge=20, description="observations shown to the writer are cut to this")
     writer: WriterConfig = Field(default_factory=WriterConfig, description="who writes the memories")
+
+    @model_validator(mode="after")
+    def _rerank_within_recall(self) -> MemRLConfig:
+        if self.top_k > self.recall_k:
+            raise ValueError(f"top_k ({self.top_k}) > recall_k ({self.recall_k}): stage 2 keeps top_k of the "
+                             "recall_k recalled memories; raise recall_k or lower top_k")
+        return self
 
 
 def parse_memory(text: str, max_chars: int = 600) -> str | None:

