@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
+from algorithms.base import PromptContext
 from algorithms.d2skill import D2Skill, D2SkillConfig, parse_reflection
 from algorithms.d2skill_bank import D2SkillBank, retrieval_score
 from algorithms.skillrl_bank import SkillRLBank
 from algorithms.skills import Skill, parse_skills
+from algorithms.writers import TemplateWriter
 from siri_bench.config import expand_runs
 from siri_bench.runner import execute_run
 from tests.baselines.conftest import corridor_config
@@ -215,3 +217,66 @@ def test_d2skill_skill_without_key_is_retrieved_by_its_text():
     loaded = Skill("", "Open the fridge", "Open it before looking inside.", when_to_apply="A closed fridge")
     assert retrieval_text(loaded) == "Open the fridge. Open it before looking inside.. A closed fridge"
     assert retrieval_text(Skill("", "t", "p", key="the task")) == "the task"
+
+
+class RecordingWriter(TemplateWriter):
+    def __init__(self, templates):
+        super().__init__(templates)
+        self.requests = []
+
+    def write(self, requests):
+        self.requests += list(requests)
+        return super().write(requests)
+
+
+def validation_episode(k, task_type, won):
+    return SimpleNamespace(episode_id=f"v{k}", task_type=task_type, won=won, task=f"{task_type} task number {k}",
+                           steps=[], num_steps=0, status="success" if won else "step_limit")
+
+
+def test_skillrl_adds_skills_from_failures_of_weak_types_to_training_prompts_only():
+    from algorithms.skillrl import SkillRL, SkillRLConfig
+    from siri_bench.seeding import TaskDraw
+
+    algo = SkillRL(SkillRLConfig(update_every=5, validation_tasks=5, update_threshold=0.4, max_new_skills=1))
+    algo.built = True
+    algo.writer = RecordingWriter({"skill_update": '[{{"title": "Check the goal after {n_failures} failures", '
+                                                   '"principle": "Reread the task before acting again."}}]'})
+    # heat: 1 of 2 won (0.5, not weak); clean: 1 of 3 won (0.33 < 0.4, weak): its 2 failures go to the writer
+    episodes = [validation_episode(0, "heat", True), validation_episode(1, "heat", False),
+                validation_episode(2, "clean", True), validation_episode(3, "clean", False),
+                validation_episode(4, "clean", False)]
+    planned = []
+    state = SimpleNamespace(iteration=5, run_seed=0, train_task_ids=["a", "b"],
+                            task_stream=SimpleNamespace(draw=lambda ids, n: [TaskDraw(ids[i % 2], i) for i in range(n)]),
+                            rollout=lambda specs: planned.extend(specs) or SimpleNamespace(episodes=episodes))
+    metrics = algo.on_iteration_end(state)
+    assert len(planned) == 5 and {s.phase for s in planned} == {"validation"}
+    assert metrics["skillrl/validation_success"] == pytest.approx(2 / 5)
+    assert metrics["skillrl/weak_types"] == 1 and metrics["skillrl/new_skills"] == 1
+    (request,) = algo.writer.requests
+    assert "clean task number 3" in request.prompt and "clean task number 4" in request.prompt
+    assert "heat task number 1" not in request.prompt and request.fields["n_failures"] == "2"
+    (evolved,) = algo.bank.evolved
+    assert (evolved.id, evolved.title, evolved.created_at) == ("dyn_001", "Check the goal after 2 failures", 5)
+    # in training prompts, not in evaluation prompts (evolved_in_eval: false)
+    ctx = dict(env_id="e", task_id="a", task_type="clean", task="clean task", step=0, observation="", admissible_actions=[])
+    assert "Check the goal" in algo.prompt_additions(PromptContext(**ctx, phase="train", episode_id="t"))[0]
+    assert not algo.prompt_additions(PromptContext(**ctx, phase="eval", episode_id="e"))
+    # no update between validations
+    state.iteration = 6
+    assert "skillrl/weak_types" not in algo.on_iteration_end(state) and len(algo.writer.requests) == 1
+
+
+def test_skillrl_embedding_retrieval_takes_the_most_similar_skills():
+    from algorithms.retrieval import BM25Similarity
+
+    bank = SkillRLBank()
+    bank.add([Skill("", "Heat with the microwave", "Put the food in the microwave to heat it.", kind="general"),
+              Skill("", "Clean in the sink", "Rinse the object in the sinkbasin to clean it.", kind="general"),
+              Skill("", "Cool in the fridge", "Put the object in the fridge to cool it.", kind="task",
+                    category="cool")])
+    sel = bank.retrieve_embedding("heat some egg and put it in the microwave", BM25Similarity(), top_k=1,
+                                  task_top_k=1)
+    assert [s.title for s in sel.general] == ["Heat with the microwave"]
+    assert [s.title for s in sel.task] == ["Cool in the fridge"]       # task skills across all types
