@@ -53,6 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel
@@ -213,6 +214,20 @@ class Algorithm:
 
     def counter_state(self) -> dict[str, Any]:
         return {"episodes_seen": self.episodes_seen}
+
+    def load_evaluation_state(self, source: Any, checkpoint: Any = None) -> None:
+        """Start a separate evaluation (``siri-bench evaluate``) of the run folder ``source`` (a
+        :class:`~siri_bench.store.RunDir`) from the state the run had at ``checkpoint`` (its folder, or
+        None for an evaluation-only run): by default the checkpoint's ``algorithm.pt``, so that skill
+        banks reach the prompts of the evaluated policy. Algorithms that keep their state elsewhere
+        in the run folder (MemRL's memory) override this."""
+        if checkpoint is None:
+            return
+        path = Path(checkpoint) / "algorithm.pt"
+        if path.exists():
+            import torch
+
+            self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         state = dict(state)

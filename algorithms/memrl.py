@@ -290,6 +290,12 @@ class MemRL(Algorithm):
             self.load_state_dict(json.loads(path.read_text(encoding="utf-8")))
             log.info("memrl: resumed a memory of %d entries after %d build episodes", len(self.bank), self.build_done)
 
+    def load_evaluation_state(self, source: Any, checkpoint: Any = None) -> None:
+        """A separate evaluation starts from the source run's memory (no new build)."""
+        path = source.path / "memory" / "bank.json"
+        if path.exists():
+            self.load_state_dict(json.loads(path.read_text(encoding="utf-8")))
+
     def state_dict(self) -> dict[str, Any]:
         return {**self.counter_state(), **self.stats.as_dict(), "bank": self.bank.state_dict(),
                 "build_done": self.build_done, "build_log": list(self.build_log), "absorbed": sorted(self.absorbed),

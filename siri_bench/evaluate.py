@@ -229,6 +229,7 @@ def evaluate_run_dir(run_dir: str | Path, overrides: Sequence[str] = (), checkpo
         try:
             if ckpt is not None:
                 ctx.load_policy_checkpoint(ckpt.path / POLICY_CHECKPOINT_DIR)
+            ctx.algorithm.load_evaluation_state(src, ckpt.path if ckpt is not None else None)
             iteration = ckpt.iteration if ckpt is not None else 0
             frame = ctx.algorithm.evaluate(ctx, iteration)
             summary = summarize(frame)

@@ -152,6 +152,15 @@ def test_memrl_run_builds_memory_then_evaluates_with_it(tmp_path):
     assert (rows["memories_retrieved"] == 1).all()
     steps = run_dir.read_steps()
     assert all(len(a) == 1 and a[0].startswith("Relevant experience from memory") for a in steps["prompt_additions"])
+    # `siri-bench evaluate` of the run starts from its memory (no second build): the same memories retrieved
+    from siri_bench.evaluate import evaluate_run_dir
+    from siri_bench.store import RunDir
+
+    separate = RunDir(evaluate_run_dir(run_dir.path, out=tmp_path / "separate"))
+    again = separate.read_episodes().sort_values("episode_id")
+    assert list(again["memory_ids"].map(list)) == list(rows.sort_values("episode_id")["memory_ids"].map(list))
+    assert list(again["memory_ids"].map(len)) == [1, 1]
+    assert not (separate.path / "memory" / "bank.json").exists()       # nothing was built there
 
 
 def test_bad_retrieval_settings_and_a_changed_similarity_are_clear_errors():

@@ -17,7 +17,9 @@ from algorithms.skillrl_bank import SkillRLBank
 from algorithms.skills import Skill, parse_skills
 from algorithms.writers import TemplateWriter
 from siri_bench.config import expand_runs
+from siri_bench.evaluate import evaluate_run_dir
 from siri_bench.runner import execute_run
+from siri_bench.store import RunDir
 from tests.baselines.conftest import corridor_config
 from tests.baselines.test_memrl import AngleSimilarity
 
@@ -178,6 +180,13 @@ def test_skill_bank_persists_across_checkpoint_and_resume(tmp_path, monkeypatch,
         assert not with_skills[train["episode_id"].str.endswith("m01")].any()
     eval_steps = whole.read_steps()
     assert (eval_steps["prompt_additions"].map(len) > 0).all()
+    # `siri-bench evaluate` of the last checkpoint starts from its bank: the same prompts as the run's last round
+    separate = RunDir(evaluate_run_dir(whole.path, out=tmp_path / "separate")).read_steps()
+    last = eval_steps[eval_steps["episode_id"].str.startswith("eval-i000002")]
+    key = ["episode_id", "step"]
+    assert len(separate) == len(last) > 0
+    assert list(separate.sort_values(key)["prompt_additions"].map(list)) == \
+        list(last.sort_values(key)["prompt_additions"].map(list))
 
     real = checkpoint.save_checkpoint
 
