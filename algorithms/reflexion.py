@@ -97,7 +97,7 @@ def chain_key(iteration: int, task_index: int, repeat: int) -> str:
 
 @register_algorithm("reflexion")
 class Reflexion(Algorithm):
-    """Prompting with verbal self-reflection over up to ``max_trials`` trials per task."""
+    """Prompting with verbal self-reflection between up to max_trials trials of each task."""
 
     Config: ClassVar[type[ReflexionConfig]] = ReflexionConfig
     trains: ClassVar[bool] = False
