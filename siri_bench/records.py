@@ -120,6 +120,9 @@ class EpisodeRecord:
     action_mode: str
     error: str = ""
     steps: list[StepRecord] = field(default_factory=list, repr=False)
+    #: extra columns of the episode's row, set by the algorithm (memory_scope, position, the
+    #: reflection it wrote, the memories it retrieved, ...)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -155,7 +158,8 @@ def episodes_frame(episodes: Iterable[EpisodeRecord], meta: Mapping[str, Any]) -
     ``meta`` gives the run-level columns (run, algorithm, env, split, seed)."""
     rows = []
     for e in episodes:
-        row = {f.name: getattr(e, f.name) for f in fields(e) if f.name != "steps"}
+        row = {f.name: getattr(e, f.name) for f in fields(e) if f.name not in ("steps", "extra")}
+        row.update({k: v for k, v in e.extra.items() if k not in row})
         row["return"] = row.pop("return_")
         row["steps"] = row.pop("num_steps")
         row["tokens"] = e.tokens

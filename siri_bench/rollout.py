@@ -321,6 +321,7 @@ class RolloutEngine:
             free.append(ep.slot)
             free.sort()
             if self.algorithm is not None:
+                self.algorithm.annotate_episode(record)
                 self.algorithm.on_episode_end(record, ep.spec.phase)
             if on_episode_end is not None:
                 on_episode_end(record)
