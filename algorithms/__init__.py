@@ -6,7 +6,8 @@ their decorators run. Third-party algorithms use the entry-point group ``siri_be
 
 import importlib
 
-BUILTIN: tuple[str, ...] = ("react", "grpo", "rloo", "gigpo", "sft", "siri.algorithm")
+BUILTIN: tuple[str, ...] = ("react", "grpo", "rloo", "gigpo", "sft", "siri.algorithm", "reflexion", "memrl", "skillrl",
+                           "d2skill")
 
 for _module in BUILTIN:
     importlib.import_module(f"algorithms.{_module}")

@@ -31,7 +31,8 @@ One training iteration (:func:`siri_bench.trainer.train`; ``state`` is the run's
    before evaluation and the checkpoint; returns extra metrics for the iteration's row (name them
    ``<algorithm>/...``).
 9. :meth:`Algorithm.evaluate` ``(ctx, iteration) -> DataFrame`` - an evaluation round (default:
-   :func:`siri_bench.evaluate.run_evaluation`; Reflexion overrides it with repeated trials).
+   :func:`siri_bench.evaluate.run_evaluation`; Reflexion overrides it with repeated trials, MemRL
+   builds its memory first).
 10. :meth:`Algorithm.state_dict` / :meth:`Algorithm.load_state_dict` - everything that must survive
     a checkpoint (skill banks, memories, counters); saved in every checkpoint with ``torch.save``.
 
@@ -39,12 +40,20 @@ The step table (``steps`` above) is a pandas DataFrame with one row per step, in
 ``state.episodes`` (episodes in spec order, steps in order); see
 :func:`siri_bench.training.rewards.step_table` for its columns. Its ``row`` column indexes the
 iteration's :class:`~siri_bench.records.StepRecord` list.
+
+Around them: :meth:`Algorithm.setup` ``(ctx)`` is called once the run's policy exists (algorithms
+whose memory or skill writer is the run's own policy keep the run context), and every finished
+episode is annotated by :meth:`Algorithm.annotate_episode` with the algorithm's ``memory_scope``
+and its ``position`` in the run's order (issue "trustworthy runs": runs whose algorithm carries
+state across episodes are not samples of independent episodes, and the order in which episodes
+fed that state is part of the result).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel
@@ -101,6 +110,11 @@ class Algorithm:
         self.params = params if params is not None else self.Config()
         #: ``config`` (the run's ExperimentConfig), ``run_dir`` (RunDir) and ``seed`` (run seed)
         self.context = context
+        #: episodes seen so far in this run (training and evaluation): the next episode's position
+        self.episodes_seen = 0
+
+    def setup(self, run: Any) -> None:
+        """Called once with the run's :class:`~siri_bench.trainer.RunContext` after its policy is built."""
 
     @property
     def name(self) -> str:
@@ -126,6 +140,20 @@ class Algorithm:
         return group_specs(tasks, run_seed=state.run_seed, iteration=iteration, group_size=state.group_size)
 
     # -- episodes ---------------------------------------------------------------------------
+    def annotate_episode(self, episode: Any) -> None:
+        """Add ``memory_scope`` to an episode's row and, for algorithms that carry state across
+        episodes, its ``position`` (0-based order in the run; it survives checkpoints through
+        :meth:`counter_state`).
+
+        Called by the rollout engine for every finished episode, before :meth:`on_episode_end`.
+        """
+        extra = getattr(episode, "extra", None)
+        if extra is not None:
+            extra["memory_scope"] = self.memory_scope
+            if self.memory_scope != "none":
+                extra["position"] = self.episodes_seen
+        self.episodes_seen += 1
+
     def on_episode_end(self, episode: Any, phase: Phase) -> None:
         """Called once per finished episode (training and evaluation)."""
 
@@ -170,16 +198,36 @@ class Algorithm:
         return {}
 
     # -- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, ctx: Any, iteration: int) -> pd.DataFrame:
-        """One evaluation round of the run context ``ctx``; returns the round's episode rows."""
+    def evaluate(self, ctx: Any, iteration: int, split: str | None = None) -> pd.DataFrame:
+        """One evaluation round of the run context ``ctx`` (on ``split``, default the eval split);
+        returns the round's episode rows."""
         from siri_bench.evaluate import run_evaluation
 
-        return run_evaluation(ctx, iteration)
+        return run_evaluation(ctx, iteration, split=split)
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps (nothing for a stateless algorithm). Algorithms that carry state
+        across episodes include ``episodes_seen`` (see :meth:`counter_state`), so that positions
+        continue after a resume."""
         return {}
 
+    def counter_state(self) -> dict[str, Any]:
+        return {"episodes_seen": self.episodes_seen}
+
+    def load_evaluation_state(self, source: Any, checkpoint: Any = None) -> None:
+        """Start a separate evaluation (``siri-bench evaluate``) of the run folder ``source`` (a
+        :class:`~siri_bench.store.RunDir`) from the state the run had at ``checkpoint`` (its folder, or
+        None for an evaluation-only run): by default the checkpoint's ``algorithm.pt``, so that skill
+        banks reach the prompts of the evaluated policy. Algorithms that keep their state elsewhere
+        in the run folder (MemRL's memory) override this."""
+        if checkpoint is not None:
+            from siri_bench.training.checkpoint import load_algorithm_state
+
+            load_algorithm_state(Path(checkpoint), self)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self.episodes_seen = int(state.pop("episodes_seen", 0))
         if state:
             raise ValueError(f"{type(self).__name__} has no state but got keys {sorted(state)}")

@@ -62,6 +62,7 @@ class Analysis:
     curve_bands: pd.DataFrame        # env, arm, iteration, point, low, high, n
     profiles: dict[str, dict[str, dict[str, np.ndarray]]]
     status: pd.DataFrame
+    trials: pd.DataFrame             # env, arm, trial k, n_seeds, point, low, high: solved within k trials
     cost: pd.DataFrame
     per_seed: pd.DataFrame
     ablation: pd.DataFrame | None
@@ -107,7 +108,7 @@ def analyse(study: Study, options: ReportOptions | dict | None = None) -> Analys
         comparisons=comparisons,
         comparison_family=family_text, poi=poi, task_types=_task_types(final, options), curves=curves,
         curve_bands=bands, profiles=_profiles(final, options), status=_status(final, options),
-        cost=_cost(study, final, options), per_seed=_per_seed(study, final), ablation=ablation,
+        trials=_trials(study.last_round(), options), cost=_cost(study, final, options), per_seed=_per_seed(study, final), ablation=ablation,
         ablation_text=ablation_text, skills=study.skills if not study.skills.empty else None,
         skill_summary=skill_summary, references=_references(refs, summary), reference_info=refs,
         memory_notes=_memory_notes(study), notes=notes,
@@ -414,23 +415,68 @@ def _mean_over_seeds(part: pd.DataFrame, column: str) -> float:
     return float(part[column].astype(float).groupby(part["run"]).mean().mean())
 
 
+def _trials(last_round: pd.DataFrame, options: ReportOptions) -> pd.DataFrame:
+    """Success within k sequential trials (Reflexion), t-interval over seeds, for arms with trial chains."""
+    from reports.stats.tables import trial_success
+
+    if last_round.empty or "final_trial" not in last_round.columns or "won" not in last_round.columns:
+        return pd.DataFrame()
+    rows = []
+    for (env, arm), part in last_round.groupby(["env", "arm"], sort=True):
+        per_run = trial_success(part)
+        for k, by_k in per_run.groupby("trial", sort=True):
+            t = t_interval(by_k["value"].to_numpy(dtype=float), options.confidence)
+            low, high = _clip_rate(t["low"], t["high"])
+            rows.append({"env": env, "arm": arm, "trial": int(k), "n_seeds": int(t["n"]),
+                         "tasks": int(by_k["chains"].iloc[0]), "point": t["point"], "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+def _per_run_ratio(part: pd.DataFrame, numerator: str, denominator: str) -> float:
+    """Mean over runs of sum(numerator) / sum(denominator) within each run (nan when a column is missing)."""
+    if numerator not in part.columns or denominator not in part.columns:
+        return math.nan
+    sums = part[[numerator, denominator]].astype(float).groupby(part["run"]).sum()
+    sums = sums[sums[denominator] > 0]
+    return float((sums[numerator] / sums[denominator]).mean()) if len(sums) else math.nan
+
+
 def _cost(study: Study, final: pd.DataFrame, options: ReportOptions) -> pd.DataFrame:
+    """Training time and inference cost per arm. Inference cost comes from every episode of each run's
+    last round (retried trials included): prompt tokens per step, tokens per episode, tokens per task
+    (all trials of a task plus the writer's tokens: Reflexion's reflections, MemRL's memories) and wall
+    time per episode."""
     runs = {r.run: r for r in study.runs}
+    played = study.last_round()
     rows = []
     for (env, arm), part in final.groupby(["env", "arm"], sort=True):
         records = [runs[r] for r in part["run"].unique()]
         hours = [r.train_seconds / 3600 for r in records if r.train_seconds is not None]
+        all_rows = played[(played["env"] == env) & (played["arm"] == arm)].copy()
+        writer = [c for c in ("writer_prompt_tokens", "writer_completion_tokens") if c in all_rows.columns]
+        all_rows["writer_tokens"] = all_rows[writer].fillna(0).sum(axis=1) if writer else 0.0
+        all_rows["all_tokens"] = all_rows["tokens"].astype(float) + all_rows["writer_tokens"].astype(float)
+        # a task attempt: Reflexion's trials of one (task, repeat) chain, else one episode
+        if "repeat" in all_rows.columns:
+            chain = all_rows["task_id"].astype(str) + "|" + all_rows["repeat"].astype(object).where(
+                all_rows["repeat"].notna(), all_rows["episode_id"]).astype(str)
+        else:
+            chain = all_rows["episode_id"].astype(str)
+        all_rows["_task_share"] = 1.0 / all_rows["run"].map(chain.groupby(all_rows["run"]).nunique())
         rows.append({
             "env": env, "arm": arm, "n_seeds": len(records),
             options.metric: _mean_over_seeds(part, options.value_column),
             "train_hours_per_seed": float(np.mean(hours)) if hours else math.nan,
             "train_hours_total": float(np.sum(hours)) if hours else math.nan,
             "device": ", ".join(sorted({r.device for r in records})),
-            "tokens_per_episode": _mean_over_seeds(part, "tokens"),
-            "prompt_tokens_per_episode": _mean_over_seeds(part, "prompt_tokens"),
-            "completion_tokens_per_episode": _mean_over_seeds(part, "completion_tokens"),
-            "steps_per_episode": _mean_over_seeds(part, "steps"),
-            "seconds_per_episode": _mean_over_seeds(part, "seconds"),
+            "tokens_per_episode": _mean_over_seeds(all_rows, "tokens"),
+            "prompt_tokens_per_episode": _mean_over_seeds(all_rows, "prompt_tokens"),
+            "completion_tokens_per_episode": _mean_over_seeds(all_rows, "completion_tokens"),
+            "prompt_tokens_per_step": _per_run_ratio(all_rows, "prompt_tokens", "steps"),
+            "writer_tokens_per_episode": _mean_over_seeds(all_rows, "writer_tokens"),
+            "tokens_per_task": float((all_rows["all_tokens"] * all_rows["_task_share"]).groupby(all_rows["run"]).sum().mean()),
+            "steps_per_episode": _mean_over_seeds(all_rows, "steps"),
+            "seconds_per_episode": _mean_over_seeds(all_rows, "seconds"),
         })
     return pd.DataFrame(rows)
 

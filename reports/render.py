@@ -42,7 +42,7 @@ from siri_bench.store import atomic_write_text
 log = logging.getLogger(__name__)
 
 SECTION_IDS = ("overview", "warnings", "results", "aggregates", "significance", "improvement", "task-types",
-               "curves", "profiles", "status", "cost", "ablation", "skills", "references", "per-seed", "checklist",
+               "curves", "profiles", "status", "trials", "cost", "ablation", "skills", "references", "per-seed", "checklist",
                "configs")
 REPORT_PACKAGES = ("numpy", "scipy", "pandas", "matplotlib", "seaborn", "pyarrow", "siri-bench")
 
@@ -142,8 +142,13 @@ def results_frame(a: Analysis) -> pd.DataFrame:
         rows.append({"env": r["env"], "arm": r["arm"], "metric": r["kind"].replace("k", str(r["k"])),
                      "n_seeds": r["n_seeds"], "point": r["point"], "low": r["low"], "high": r["high"],
                      "confidence": a.options.confidence, "interval": "Student-t interval on per-seed values"})
+    for _, r in a.trials.iterrows():
+        rows.append({"env": r["env"], "arm": r["arm"], "metric": f"success_within_{r['trial']}_trials",
+                     "n_seeds": r["n_seeds"], "point": r["point"], "low": r["low"], "high": r["high"],
+                     "confidence": a.options.confidence, "interval": "Student-t interval on per-seed values"})
     for _, r in a.cost.iterrows():
-        for key in ("train_hours_per_seed", "tokens_per_episode", "seconds_per_episode"):
+        for key in ("train_hours_per_seed", "prompt_tokens_per_step", "tokens_per_episode", "tokens_per_task",
+                    "seconds_per_episode"):
             rows.append({"env": r["env"], "arm": r["arm"], "metric": key, "n_seeds": r["n_seeds"], "point": r[key]})
     return pd.DataFrame(rows)
 
@@ -163,7 +168,7 @@ def _write_csvs(a: Analysis, out: Path) -> None:
 def build_sections(study: Study, a: Analysis, figures: dict[str, Path]) -> list[Section]:
     """Every section of the report, in order (sections without content are left out)."""
     builders = [_overview, _warnings, _results, _aggregates, _significance, _improvement, _task_types, _curves,
-                _profiles, _status, _cost, _ablation, _skills, _references, _per_seed, _checklist, _configs]
+                _profiles, _status, _trials, _cost, _ablation, _skills, _references, _per_seed, _checklist, _configs]
     sections = []
     for build in builders:
         section = build(study, a, figures)
@@ -395,15 +400,39 @@ def _status(study: Study, a: Analysis, figures: dict[str, Path]) -> Section | No
 def _cost(study: Study, a: Analysis, figures: dict[str, Path]) -> Section:
     s = Section("cost", "Cost beside success")
     s.add(Paragraph("Success means little without its price: training wall time per seed (from each run's "
-                    "time/iteration_s metrics, in hours on the device named) and inference tokens per evaluation "
-                    "episode (prompt plus completion), averaged over seeds."))
+                    "time/iteration_s metrics, in hours on the device named) and inference cost over every "
+                    "episode of the last evaluation round, averaged over seeds: prompt tokens per step (what a "
+                    "skill bank, memory or reflection adds to every prompt), tokens per episode (prompt plus "
+                    "completion), tokens per task (all trials of a task plus the tokens a writer model spent on "
+                    "reflections or memories) and wall time per episode."))
     m = a.options.metric
     rows = [[r["env"], r["arm"], str(r["n_seeds"]), fmt(r[m]), fmt(r["train_hours_per_seed"], 2),
-             fmt(r["train_hours_total"], 2), r["device"], fmt(r["tokens_per_episode"], 0),
-             fmt(r["completion_tokens_per_episode"], 0), fmt(r["steps_per_episode"], 1),
+             fmt(r["train_hours_total"], 2), r["device"], fmt(r["prompt_tokens_per_step"], 0),
+             fmt(r["tokens_per_episode"], 0), fmt(r["completion_tokens_per_episode"], 0),
+             fmt(r["tokens_per_task"], 0), fmt(r["steps_per_episode"], 1),
              fmt(r["seconds_per_episode"], 2)] for _, r in a.cost.iterrows()]
-    s.add(Table(["env", "arm", "seeds", m, "train h / seed", "train h total", "device", "tokens / episode",
-                 "completion tokens / episode", "steps / episode", "s / episode"], rows))
+    s.add(Table(["env", "arm", "seeds", m, "train h / seed", "train h total", "device", "prompt tokens / step",
+                 "tokens / episode", "completion tokens / episode", "tokens / task", "steps / episode",
+                 "s / episode"], rows))
+    return s
+
+
+def _trials(study: Study, a: Analysis, figures: dict[str, Path]) -> Section | None:
+    if a.trials.empty:
+        return None
+    s = Section("trials", "Success per trial")
+    s.add(Paragraph("Arms that retry a failed task (Reflexion) play it again up to their trial limit, with what "
+                    "they learned from the failure in the prompt. Success within k trials is the share of tasks "
+                    "solved at trial k or earlier (mean over seeds, t-interval over seeds); the main results count "
+                    "each task once, after its last trial."))
+    trials = sorted(a.trials["trial"].unique())
+    rows = []
+    for (env, arm), part in a.trials.groupby(["env", "arm"], sort=True):
+        by_k = part.set_index("trial")
+        rows.append([env, arm, str(part["n_seeds"].iloc[0]), str(part["tasks"].iloc[0])]
+                    + [interval_text(by_k.loc[k, "point"], by_k.loc[k, "low"], by_k.loc[k, "high"])
+                       if k in by_k.index else "–" for k in trials])
+    s.add(Table(["env", "arm", "seeds", "tasks"] + [f"within {k} trial{'s' if k > 1 else ''}" for k in trials], rows))
     return s
 
 

@@ -63,10 +63,17 @@ class Study:
     mismatches: list[str] = field(default_factory=list)
 
     def final(self) -> pd.DataFrame:
-        """Each run's last evaluation round."""
+        """Each run's last evaluation round (a task's sequential retries count once, on its last trial)."""
         from reports.stats.tables import final_evaluation
 
         return final_evaluation(self.episodes)
+
+    def last_round(self) -> pd.DataFrame:
+        """Every row of each run's last evaluation round, retried trials included (costs, trials)."""
+        if self.episodes.empty:
+            return self.episodes
+        last = self.episodes.groupby("run")["iteration"].transform("max")
+        return self.episodes[self.episodes["iteration"] == last]
 
     def runs_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{k: v for k, v in r.__dict__.items() if k not in ("config", "fingerprint")}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +97,18 @@ def summarize(frame: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def eval_task_ids(ctx: Any, split: str) -> tuple[str, list[str]]:
-    """(the env split, the task ids to evaluate in order) of an eval split or task panel.
+def env_split_of(ctx: Any, split: str) -> str:
+    """The env split to make envs on for an eval split or task panel name."""
+    from envs.panels import resolve_split
 
-    A panel is checked against the env's split (:meth:`envs.panels.Panel.select`: DataError when
-    the data differ) and recorded in the run's fingerprint.
-    """
+    return resolve_split(ctx.config.env.id, split)[0]
+
+
+def eval_task_ids(ctx: Any, split: str) -> list[str]:
+    """The evaluated tasks of ``split``: the first ``eval.num_tasks`` in the env's canonical order, or
+    of a task panel in the panel's order. A panel is checked against the env's split
+    (:meth:`envs.panels.Panel.select`: DataError when the data differ) and recorded in the run's
+    fingerprint."""
     from envs.panels import resolve_split
 
     cfg = ctx.config
@@ -121,7 +127,72 @@ def eval_task_ids(ctx: Any, split: str) -> tuple[str, list[str]]:
     task_ids = task_ids[: cfg.eval.num_tasks] if cfg.eval.num_tasks else task_ids
     if not task_ids:
         raise RunStateError(f"the eval split {split!r} of {cfg.env.id} has no tasks")
-    return env_split, task_ids
+    return task_ids
+
+
+def resume_positions(ctx: Any, iteration: int) -> None:
+    """After an interrupted round, let episode positions continue after the rows already written."""
+    algorithm = ctx.algorithm
+    if algorithm is None or not hasattr(algorithm, "episodes_seen"):
+        return
+    frame = round_episodes(ctx.run_dir, iteration)
+    if not frame.empty and "position" in frame.columns and frame["position"].notna().any():
+        algorithm.episodes_seen = max(int(algorithm.episodes_seen), int(frame["position"].max()) + 1)
+
+
+def play_and_write(ctx: Any, specs: Sequence[EpisodeSpec], iteration: int, split: str, *,
+                   before_write: Callable[[list[EpisodeRecord]], None] | None = None,
+                   label: str = "eval") -> int:
+    """Play the ``specs`` not yet written for round ``iteration`` and write their rows in parts.
+
+    ``before_write(records)`` sees each batch of finished episodes just before it is written (at most
+    ``eval.flush_every`` of them); it may add columns through ``record.extra`` (Reflexion writes its
+    reflections there, so that an interrupted round resumes with them). Returns the number played.
+    """
+    cfg = ctx.config
+    run_dir: RunDir = ctx.run_dir
+    finished = done_episode_ids(run_dir, iteration)
+    todo = [s for s in specs if s.episode_id not in finished]
+    if len(todo) < len(specs):
+        log.info("%s round %d: %d of %d episodes already written, %d to go", label, iteration,
+                 len(specs) - len(todo), len(specs), len(todo))
+        resume_positions(ctx, iteration)
+    if not todo:
+        return 0
+    pool = ctx.env_pool(env_split_of(ctx, split), min(cfg.eval.concurrency, len(todo)))
+    engine = RolloutEngine(pool, ctx.policy, RolloutSettings.from_config(cfg, "eval"), ctx.algorithm)
+    meta = {**ctx.meta(), "split": split}
+    buffer: list[EpisodeRecord] = []
+    part = [_next_part_index(run_dir, iteration)]
+    keep_steps = cfg.eval.keep_transcripts != "none"
+
+    def flush() -> None:
+        if not buffer:
+            return
+        if before_write is not None:
+            before_write(list(buffer))
+        steps = transcript_frame([s for e in buffer for s in e.steps]) if keep_steps else None
+        run_dir.write_episode_part(f"{part_prefix(iteration)}.p{part[0]:04d}", episodes_frame(buffer, meta), steps)
+        part[0] += 1
+        buffer.clear()
+
+    wins = [0]
+    t0 = time.monotonic()
+    with progress(len(todo), f"{label} {cfg.env.id.split('/')[-1]} {split} iter {iteration}") as bar:
+        def on_end(record: EpisodeRecord) -> None:
+            buffer.append(record)
+            wins[0] += int(record.won)
+            bar.advance(1, note=f"success {wins[0]}/{bar.done + 1}")
+            if len(buffer) >= cfg.eval.flush_every:
+                flush()
+
+        try:
+            engine.run(todo, on_episode_end=on_end)
+        finally:
+            flush()
+            ctx.write_fingerprint()  # what the back end learnt while playing (e.g. openai seed_honoured)
+    log.info("%s round %d: %d episodes in %.0fs", label, iteration, len(todo), time.monotonic() - t0)
+    return len(todo)
 
 
 def run_evaluation(ctx: Any, iteration: int = 0, *, split: str | None = None) -> pd.DataFrame:
@@ -131,48 +202,10 @@ def run_evaluation(ctx: Any, iteration: int = 0, *, split: str | None = None) ->
     """
     cfg = ctx.config
     split = split or cfg.eval_split
-    run_dir: RunDir = ctx.run_dir
-    env_split, task_ids = eval_task_ids(ctx, split)
-    specs = eval_specs(task_ids, run_seed=ctx.seed, iteration=iteration,
+    specs = eval_specs(eval_task_ids(ctx, split), run_seed=ctx.seed, iteration=iteration,
                        episodes_per_task=cfg.eval.episodes_per_task)
-    finished = done_episode_ids(run_dir, iteration)
-    todo = [s for s in specs if s.episode_id not in finished]
-    if finished:
-        log.info("evaluation round %d: %d of %d episodes already written, %d to go", iteration,
-                 len(specs) - len(todo), len(specs), len(todo))
-    if todo:
-        pool = ctx.env_pool(env_split, min(cfg.eval.concurrency, len(todo)))
-        engine = RolloutEngine(pool, ctx.policy, RolloutSettings.from_config(cfg, "eval"), ctx.algorithm)
-        meta = {**ctx.meta(), "split": split}
-        buffer: list[EpisodeRecord] = []
-        part = [_next_part_index(run_dir, iteration)]
-        keep_steps = cfg.eval.keep_transcripts != "none"
-
-        def flush() -> None:
-            if not buffer:
-                return
-            steps = transcript_frame([s for e in buffer for s in e.steps]) if keep_steps else None
-            run_dir.write_episode_part(f"{part_prefix(iteration)}.p{part[0]:04d}", episodes_frame(buffer, meta), steps)
-            part[0] += 1
-            buffer.clear()
-
-        wins = [0]
-        t0 = time.monotonic()
-        with progress(len(todo), f"eval {cfg.env.id.split('/')[-1]} {split} iter {iteration}") as bar:
-            def on_end(record: EpisodeRecord) -> None:
-                buffer.append(record)
-                wins[0] += int(record.won)
-                bar.advance(1, note=f"success {wins[0]}/{bar.done + 1}")
-                if len(buffer) >= cfg.eval.flush_every:
-                    flush()
-
-            try:
-                engine.run(todo, on_episode_end=on_end, first_position=len(finished))
-            finally:
-                flush()
-                ctx.write_fingerprint()  # what the back end learnt while playing (e.g. openai seed_honoured)
-        log.info("evaluation round %d: %d episodes in %.0fs", iteration, len(todo), time.monotonic() - t0)
-    return round_episodes(run_dir, iteration)
+    play_and_write(ctx, specs, iteration, split)
+    return round_episodes(ctx.run_dir, iteration)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,14 +254,12 @@ def evaluate_run_dir(run_dir: str | Path, overrides: Sequence[str] = (), checkpo
         ctx = build_run_context(spec, dest)
         try:
             if ckpt is not None:
-                from siri_bench.training.checkpoint import load_algorithm_state
-
                 ctx.load_policy_checkpoint(ckpt.path / POLICY_CHECKPOINT_DIR)
-                # the algorithm's run state too (skill banks, memories): what it adds to evaluation prompts
-                # (if anything) must be what it would add at the end of training
-                load_algorithm_state(ckpt.path, ctx.algorithm)
+            # the algorithm state too (skill banks, memories): what it adds to evaluation prompts (if
+            # anything) must be what it would add at the end of training
+            ctx.algorithm.load_evaluation_state(src, ckpt.path if ckpt is not None else None)
             iteration = ckpt.iteration if ckpt is not None else 0
-            frame = run_evaluation(ctx, iteration)
+            frame = ctx.algorithm.evaluate(ctx, iteration)
             summary = summarize(frame)
             dest.append_metrics({"iteration": iteration, **summary})
             dest.finalize({"source": str(src.path), "checkpoint": label, **summary, "policy": ctx.policy_info()})

@@ -119,9 +119,10 @@ class EpisodeRecord:
     additions_chars: int                        # characters the additions put into prompts
     action_mode: str
     error: str = ""
-    memory_scope: str = "none"                  # the algorithm's Algorithm.memory_scope
-    position: int = -1                          # order in which the episode ended in its rollout
     steps: list[StepRecord] = field(default_factory=list, repr=False)
+    #: extra columns of the episode's row, set by the algorithm (memory_scope, position, the
+    #: reflection it wrote, the memories it retrieved, ...)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -157,7 +158,8 @@ def episodes_frame(episodes: Iterable[EpisodeRecord], meta: Mapping[str, Any]) -
     ``meta`` gives the run-level columns (run, algorithm, env, split, seed)."""
     rows = []
     for e in episodes:
-        row = {f.name: getattr(e, f.name) for f in fields(e) if f.name != "steps"}
+        row = {f.name: getattr(e, f.name) for f in fields(e) if f.name not in ("steps", "extra")}
+        row.update({k: v for k, v in e.extra.items() if k not in row})
         row["return"] = row.pop("return_")
         row["steps"] = row.pop("num_steps")
         row["tokens"] = e.tokens

@@ -305,13 +305,9 @@ class RolloutEngine:
             raise ConfigError(f"policy.action_mode = 'score' is not supported by the {policy.backend} back end")
 
     # -- public --------------------------------------------------------------------------------
-    def run(self, specs: Sequence[EpisodeSpec], on_episode_end: Callable[[EpisodeRecord], None] | None = None,
-            first_position: int = 0) -> RolloutResult:
-        """Play every spec to its end; ``on_episode_end`` sees each episode as soon as it finishes.
-
-        Episodes are numbered in the order they end (``EpisodeRecord.position``, from
-        ``first_position``): the order the algorithm sees them, which memory algorithms depend on.
-        """
+    def run(self, specs: Sequence[EpisodeSpec],
+            on_episode_end: Callable[[EpisodeRecord], None] | None = None) -> RolloutResult:
+        """Play every spec to its end; ``on_episode_end`` sees each episode as soon as it finishes."""
         pending = deque(specs)
         self._env_s = self._policy_s = 0.0
         free = list(range(self.pool.num_envs))
@@ -320,12 +316,12 @@ class RolloutEngine:
 
         def finish(ep: _Live, status: str, error: str = "") -> None:
             record = self._episode_record(ep, status, error)
-            record.position = first_position + len(done)
             done[ep.spec.episode_id] = record
             live.pop(ep.slot, None)
             free.append(ep.slot)
             free.sort()
             if self.algorithm is not None:
+                self.algorithm.annotate_episode(record)
                 self.algorithm.on_episode_end(record, ep.spec.phase)
             if on_episode_end is not None:
                 on_episode_end(record)
@@ -603,8 +599,7 @@ class RolloutEngine:
             completion_tokens=sum(s.completion_tokens for s in steps), seconds=ep.seconds,
             additions_steps=sum(1 for s in steps if s.prompt_additions),
             additions_chars=sum(len(a) for s in steps for a in s.prompt_additions),
-            action_mode=self.settings.action_mode, error=error,
-            memory_scope=str(getattr(self.algorithm, "memory_scope", "none")), steps=list(steps))
+            action_mode=self.settings.action_mode, error=error, steps=list(steps))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -44,14 +44,13 @@ from siri_bench.errors import RunStateError
 
 log = logging.getLogger(__name__)
 
-#: Columns every evaluation episode row has (algorithms may add more). ``memory_scope`` is what
-#: the algorithm carries across episodes ("none", "task", "run"); ``position`` is the episode's
-#: 0-based place in the order its round's episodes ended (the order the algorithm saw them), so
-#: (iteration, position) is the run's order of evaluation episodes.
+#: Columns every evaluation episode row has (algorithms may add more: every algorithm adds
+#: ``memory_scope``, those that carry state across episodes also ``position``, the episode's
+#: 0-based place in the run's order; see ``Algorithm.annotate_episode``).
 EPISODE_COLUMNS = (
     "run", "algorithm", "env", "split", "seed", "iteration", "episode_id", "task_id", "task_type",
     "task_seed", "env_seed", "policy_seed", "trial", "status", "won", "score", "return", "steps",
-    "invalid_steps", "prompt_tokens", "completion_tokens", "tokens", "seconds", "memory_scope", "position",
+    "invalid_steps", "prompt_tokens", "completion_tokens", "tokens", "seconds",
 )
 
 #: Columns of step transcripts (``steps/*.parquet``, ``steps.parquet``), one row per step.

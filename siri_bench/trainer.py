@@ -205,6 +205,7 @@ def build_run_context(spec: RunSpec, run_dir: RunDir, *, policy: Any = None, dis
         save_templates(run_dir.path, templates, policy.tokenizer)
     ctx = RunContext(spec, run_dir, algorithm, policy, templates, dist=dist)
     ctx.write_fingerprint()
+    algorithm.setup(ctx)
     return ctx
 
 

@@ -24,12 +24,42 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str = "ep
 
 
 def final_evaluation(episodes: pd.DataFrame, run_col: str = "run") -> pd.DataFrame:
-    """Each run's rows from its last evaluation round (largest ``iteration``)."""
+    """Each run's rows from its last evaluation round (largest ``iteration``).
+
+    Sequential retries of one task (Reflexion's trials) count once, on their last trial: rows whose
+    ``final_trial`` is False (a failed trial that was tried again) are left out, so a task's outcome
+    is "solved within the trials"; :func:`trial_success` gives the per-trial view.
+    """
     require_columns(episodes, [run_col, "iteration"])
     if episodes.empty:
         return episodes
     last = episodes.groupby(run_col)["iteration"].transform("max")
-    return episodes[episodes["iteration"] == last]
+    final = episodes[episodes["iteration"] == last]
+    if "final_trial" in final.columns:
+        final = final[final["final_trial"].fillna(True).astype(bool)]
+    return final
+
+
+def trial_success(final_round: pd.DataFrame, value: str = "won", run_col: str = "run") -> pd.DataFrame:
+    """Success within k sequential trials, per run: one row per (run, trial k = 1..K) with the share of
+    (task, repeat) chains solved by trial k (a chain that stopped early keeps its outcome).
+
+    ``final_round`` holds every trial's row (``trial``, ``final_trial``, and ``repeat`` when tasks were
+    repeated) of each run's last round; runs without ``final_trial`` rows give no rows.
+    """
+    if final_round.empty or "final_trial" not in final_round.columns or final_round["final_trial"].isna().all():
+        return pd.DataFrame(columns=[run_col, "trial", "value", "chains"])
+    frame = final_round[final_round["final_trial"].notna()].copy()
+    frame["_repeat"] = frame["repeat"] if "repeat" in frame.columns else 0
+    rows = []
+    for run, part in frame.groupby(run_col, sort=True):
+        last = part[part["final_trial"].astype(bool)]
+        solved_at = [int(t) if float(v) > 0 else None for t, v in zip(last["trial"], last[value].astype(float))]
+        k_max = int(part["trial"].max()) + 1
+        for k in range(1, k_max + 1):
+            hits = sum(1 for t in solved_at if t is not None and t < k)
+            rows.append({run_col: run, "trial": k, "value": hits / max(1, len(solved_at)), "chains": len(solved_at)})
+    return pd.DataFrame(rows)
 
 
 def score_matrix(episodes: pd.DataFrame, value: str = "won", task_col: str = "task_id",

@@ -62,6 +62,7 @@ class Completion:
     finish_reason: str = "stop"                       # "stop" (EOS or stop string), "length", "error"
     error: str | None = None                          # set when the back end failed on this request
     prompt_tokens: int | None = None                  # as counted by the back end (HTTP usage)
+    completion_tokens: int | None = None              # as counted by the back end (HTTP usage)
 
     @property
     def failed(self) -> bool:

@@ -125,7 +125,8 @@ class OpenAIPolicy(Policy):
         logps = server_lps if len(server_lps) == len(ids) else []
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
         usage = data.get("usage") or {}
-        return Completion(ids, logps, text, finish, prompt_tokens=usage.get("prompt_tokens"))
+        return Completion(ids, logps, text, finish, prompt_tokens=usage.get("prompt_tokens"),
+                          completion_tokens=usage.get("completion_tokens"))
 
     def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> list[Completion]:
         if self.cfg.check_seed and not self.seed_check:

@@ -7,8 +7,8 @@ from siri_bench.rollout import train_group_specs
 from siri_bench.store import EPISODE_COLUMNS
 
 
-def test_every_episode_row_has_the_seed_triplet_and_the_run_order():
-    for column in ("task_id", "task_seed", "env_seed", "policy_seed", "memory_scope", "position"):
+def test_every_episode_row_has_the_seed_triplet():
+    for column in ("task_id", "task_seed", "env_seed", "policy_seed"):
         assert column in EPISODE_COLUMNS
 
 
