@@ -7,8 +7,9 @@ worker ``i % workers``, so the G copies of a rollout group are spread over all w
 sends each worker its envs' requests at once; workers run in parallel, each going through its
 envs in order and sending every result as soon as it is ready.
 
-Health: every env operation has ``timeout_s`` seconds, counted from the worker's previous result.
-A worker that misses it (hung) or dies (crashed) is killed and restarted with fresh envs, and
+Health: every env operation has ``timeout_s`` seconds (a ``reset`` has ``reset_timeout_s``, default
+``timeout_s``: engine resets load games and may need longer than steps; a ``call`` has the larger
+of the two), counted from the worker's previous result. A worker that misses it (hung) or dies (crashed) is killed and restarted with fresh envs, and
 
 * every env whose request was not answered gets a :class:`StepResult` with ``error`` set,
   ``terminated=True`` and ``info["status"] = "env_error"``: the episode is marked failed;
@@ -16,7 +17,12 @@ A worker that misses it (hung) or dies (crashed) is killed and restarted with fr
   without reaching the worker, until it is reset.
 
 An exception inside an env's ``reset``/``step`` gives that env an ``env_error`` result and a fresh
-env; the worker goes on. User errors (:class:`~siri_bench.errors.SiriBenchError`, e.g. an unknown
+env; the worker goes on.
+
+Recycling: with ``recycle_after=N`` a worker process is restarted once it has served N resets, at
+the first ``reset`` call where none of its envs is in the middle of an episode (so no episode is
+lost). This bounds engines that leak memory per reset (the stock ALFWorld/TextWorld engine, see
+``benchmarks/alfworld_memory.py``); it needs worker processes (``process`` or ``ray``). User errors (:class:`~siri_bench.errors.SiriBenchError`, e.g. an unknown
 task id) and Gymnasium API misuse (``gymnasium.error.Error``) are raised in the caller instead.
 
 Backends: ``inline`` (envs in this process, no timeouts: for tests and debugging), ``process``
@@ -426,23 +432,39 @@ class EnvPool:
 
     def __init__(self, env_id: str, env_kwargs: Mapping[str, Any] | None = None, num_envs: int = 1,
                  workers: int = 1, backend: Backend = "inline", timeout_s: float = 120.0,
-                 ray_actor_options: Mapping[str, Any] | None = None) -> None:
+                 ray_actor_options: Mapping[str, Any] | None = None, recycle_after: int | None = None,
+                 reset_timeout_s: float | None = None) -> None:
         if num_envs < 1 or workers < 1:
             raise ConfigError(f"EnvPool needs num_envs >= 1 and workers >= 1 (got {num_envs}, {workers})")
-        if timeout_s <= 0:
-            raise ConfigError(f"EnvPool timeout_s must be > 0 (got {timeout_s})")
+        if timeout_s <= 0 or (reset_timeout_s is not None and reset_timeout_s <= 0):
+            raise ConfigError(f"EnvPool timeouts must be > 0 (got timeout_s={timeout_s}, "
+                              f"reset_timeout_s={reset_timeout_s})")
+        if recycle_after is not None and recycle_after < 1:
+            raise ConfigError(f"EnvPool recycle_after must be >= 1 or None (got {recycle_after})")
+        if recycle_after is not None and backend == "inline":
+            log.warning("env worker recycling (recycle_after=%d) needs worker processes; the inline pool "
+                        "keeps its envs", recycle_after)
+            recycle_after = None
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self.num_envs = num_envs
         self.workers = min(workers, num_envs)
         self.backend = backend
+        #: Per-call timeouts (seconds) of step and reset (see the module docstring).
         self.timeout_s = timeout_s
+        self.reset_timeout_s = timeout_s if reset_timeout_s is None else reset_timeout_s
         #: Env indices held by each worker (env i is in worker i % workers).
         self.assignment = [list(range(w, num_envs, self.workers)) for w in range(self.workers)]
         #: Envs whose worker was restarted mid-episode: index -> why (cleared by a reset).
         self.lost: dict[int, str] = {}
-        #: How many times each worker was restarted.
+        #: How many times each worker was restarted after a failure.
         self.restarts = [0] * self.workers
+        #: Recycling (see the module docstring): resets served since each worker started, envs in
+        #: an episode, and how many times each worker was recycled.
+        self.recycle_after = recycle_after
+        self.served = [0] * self.workers
+        self.in_episode: set[int] = set()
+        self.recycles = [0] * self.workers
         self._closed = False
         if backend == "inline":
             self._backend: Any = _InlineBackend(env_id, self.env_kwargs, self.assignment)
@@ -460,29 +482,54 @@ class EnvPool:
     def reset(self, requests: Sequence[ResetRequest]) -> dict[int, StepResult]:
         """Reset envs: ``[(index, seed, options), ...]`` -> {index: result}."""
         ops = [(self._check_index(i), "reset", (seed, options)) for i, seed, options in requests]
-        results = self._run(ops)
+        self._recycle_idle_workers({op[0] for op in ops})
+        results = self._run(ops, self.reset_timeout_s)
         for i, _, _ in requests:
+            self.served[self.worker_of(i)] += 1
             if results[i].error is None:
                 self.lost.pop(i, None)
+                self.in_episode.add(i)
+            else:
+                self.in_episode.discard(i)
         return results
 
     def step(self, actions: Mapping[int, str]) -> dict[int, StepResult]:
         """Step envs: ``{index: action}`` -> {index: result}. Envs that lost their worker fail at once."""
         out = {i: env_error_result(self.lost[i]) for i in actions if i in self.lost}
         ops = [(self._check_index(i), "step", a) for i, a in actions.items() if i not in self.lost]
-        out.update(self._run(ops))
+        out.update(self._run(ops, self.timeout_s))
+        for i, result in out.items():
+            if result.terminated or result.truncated or result.error is not None:
+                self.in_episode.discard(i)
         return out
 
     def call(self, name: str, indices: Sequence[int] | None = None, *args: Any, **kwargs: Any) -> dict[int, Any]:
         """``env.unwrapped.<name>(*args, **kwargs)`` (or the attribute's value) on each env."""
         chosen = list(range(self.num_envs)) if indices is None else list(indices)
         ops = [(self._check_index(i), "call", (name, args, kwargs)) for i in chosen]
-        results, failures = self._dispatch(ops)
+        results, failures = self._dispatch(ops, max(self.timeout_s, self.reset_timeout_s))
         for i, failure in failures.items():
             raise RuntimeError(f"env {i}: {name} failed: {failure.message}")
         return results
 
     # -- internals ------------------------------------------------------------------------
+    def _recycle_idle_workers(self, resetting: set[int]) -> None:
+        """Restart each worker that served ``recycle_after`` resets and has no episode in progress
+        outside ``resetting`` (the envs about to start a new one)."""
+        if self.recycle_after is None:
+            return
+        for w in range(self.workers):
+            busy = [i for i in self.assignment[w] if i in self.in_episode and i not in resetting]
+            if self.served[w] >= self.recycle_after and not busy:
+                log.info("recycling env worker %d after %d resets (recycle_after=%d)", w, self.served[w],
+                         self.recycle_after)
+                self._backend.restart(w)
+                self.served[w] = 0
+                self.recycles[w] += 1
+                for i in self.assignment[w]:
+                    self.lost.pop(i, None)
+                    self.in_episode.discard(i)
+
     def _check_index(self, index: int) -> int:
         if self._closed:
             raise RuntimeError("the EnvPool is closed")
@@ -490,20 +537,21 @@ class EnvPool:
             raise IndexError(f"env index {index} out of range (pool of {self.num_envs})")
         return index
 
-    def _run(self, ops: list[Op]) -> dict[int, StepResult]:
-        results, failures = self._dispatch(ops)
+    def _run(self, ops: list[Op], timeout_s: float) -> dict[int, StepResult]:
+        results, failures = self._dispatch(ops, timeout_s)
         for i, failure in failures.items():
             results[i] = env_error_result(failure.message)
         return results
 
-    def _dispatch(self, ops: list[Op]) -> tuple[dict[int, Any], dict[int, _Failure]]:
-        """Run ops; returns values and failures by env index. Caller errors are raised here."""
+    def _dispatch(self, ops: list[Op], timeout_s: float) -> tuple[dict[int, Any], dict[int, _Failure]]:
+        """Run ops with a per-op ``timeout_s``; returns values and failures by env index. Caller
+        errors are raised here."""
         if len({op[0] for op in ops}) != len(ops):
             raise ValueError("each env index may appear once per call")
         by_worker: dict[int, list[Op]] = {}
         for op in ops:
             by_worker.setdefault(self.worker_of(op[0]), []).append(op)
-        raw, failed_workers = self._backend.run(by_worker, self.timeout_s)
+        raw, failed_workers = self._backend.run(by_worker, timeout_s)
         failures: dict[int, _Failure] = {}
         for w, reason in failed_workers.items():
             log.warning("%s; restarting it (envs %s)", reason, self.assignment[w])
@@ -518,6 +566,7 @@ class EnvPool:
                     self.lost[i] = f"{reason}; the episode was lost with the worker (reset the env)"
             self._backend.restart(w)
             self.restarts[w] += 1
+            self.served[w] = 0
         values: dict[int, Any] = {}
         caller_error: BaseException | None = None
         for i, value in raw.items():

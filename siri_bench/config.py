@@ -50,7 +50,16 @@ class EnvConfig(StrictModel):
     max_steps: int | None = Field(None, ge=1, description="step limit per episode (None: the env's default)")
     workers: int = Field(1, ge=1, description="environment worker processes (1: in-process)")
     worker_backend: Literal["process", "ray"] = Field("process", description="how env workers run")
-    step_timeout_s: float = Field(120.0, gt=0, description="per-call timeout of reset/step in workers")
+    step_timeout_s: float = Field(120.0, gt=0, description="per-call timeout of step (and of reset, unless "
+                                  "reset_timeout_s is set) in worker processes "
+                                  "(workers > 1): a hung engine is killed, its episode ends as env_error")
+    reset_timeout_s: float | None = Field(
+        None, gt=0, description="per-call timeout of reset in worker processes (a reset loads a game and may take "
+        "longer than a step); None: step_timeout_s")
+    recycle_workers_after: int | None = Field(
+        None, ge=1, description="restart a worker process after it served this many resets, between episodes "
+        "(bounds engines that leak per reset, e.g. ALFWorld engine: stock; see benchmarks/alfworld_memory.py); "
+        "None: never")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="env-specific options")
     anchor: Literal["state", "observation"] = Field(
         "state", description="what keys GiGPO's step groups: state (info['anchor_state']: the env state, e.g. "
@@ -287,6 +296,16 @@ class ExperimentConfig(StrictModel):
                 raise ValueError(f"grid axis {key!r} has no values")
             if key == "seeds":
                 raise ValueError("put seeds in `seeds:`, not in the grid (seed lists are shared by every cell)")
+        return self
+
+    @model_validator(mode="after")
+    def _known_panel(self) -> ExperimentConfig:
+        """A task panel named as the eval split must exist and belong to the env (fails at load,
+        not after training)."""
+        if "/" in self.eval_split:
+            from envs.panels import resolve_split
+
+            resolve_split(self.env.id, self.eval_split)
         return self
 
     # -- typed views -------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Evaluation: the rollout engine in eval mode on a fixed split, one row per episode in the run folder.
 
 The evaluated tasks are the first ``eval.num_tasks`` of ``env.unwrapped.task_ids`` of the eval split
-(the env's canonical order), each played ``eval.episodes_per_task`` times, with ``eval.*`` decoding
+(the env's canonical order) or, when ``eval.split`` names a task panel (``alfworld/valid_unseen``,
+see :mod:`envs.panels`), the panel's tasks in the panel's order after checking that the env's split
+holds exactly them; each task is played ``eval.episodes_per_task`` times, with ``eval.*`` decoding
 (``eval.temperature``: 0 is greedy; score mode samples candidates at ``eval.score_temperature``, 0:
 argmax). Seeds come from :func:`siri_bench.seeding.eval_episode_seeds`, so every round and every
 algorithm with the same run seed plays the same tasks from the same starts.
@@ -25,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from siri_bench.errors import RunStateError
+from siri_bench.errors import ConfigError, RunStateError
 from siri_bench.logs import progress
 from siri_bench.records import EpisodeRecord, episodes_frame, transcript_frame
 from siri_bench.rollout import EpisodeSpec, RolloutEngine, RolloutSettings
@@ -95,11 +97,34 @@ def summarize(frame: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def env_split_of(ctx: Any, split: str) -> str:
+    """The env split to make envs on for an eval split or task panel name."""
+    from envs.panels import resolve_split
+
+    return resolve_split(ctx.config.env.id, split)[0]
+
+
 def eval_task_ids(ctx: Any, split: str) -> list[str]:
-    """The evaluated tasks of ``split``: the first ``eval.num_tasks`` in the env's canonical order."""
+    """The evaluated tasks of ``split``: the first ``eval.num_tasks`` in the env's canonical order, or
+    of a task panel in the panel's order. A panel is checked against the env's split
+    (:meth:`envs.panels.Panel.select`: DataError when the data differ) and recorded in the run's
+    fingerprint."""
+    from envs.panels import resolve_split
+
     cfg = ctx.config
-    all_ids = list(ctx.env_pool(split, 1).call("task_ids", [0])[0])
-    task_ids = all_ids[: cfg.eval.num_tasks] if cfg.eval.num_tasks else all_ids
+    env_split, panel = resolve_split(cfg.env.id, split)
+    probe_pool = ctx.env_pool(env_split, 1)
+    task_ids = list(probe_pool.call("task_ids", [0])[0])
+    if panel is not None:
+        if cfg.env.task_types:
+            raise ConfigError(f"eval.split names the task panel {panel.ref}, which fixes the task list; "
+                              "env.task_types cannot filter it (use the split name to filter tasks)")
+        uids = list(probe_pool.call("task_uids", [0])[0])
+        task_ids = panel.select(task_ids, uids, cfg.env.id)
+        if ctx.data.get(panel.name) != panel.fingerprint():
+            ctx.data[panel.name] = panel.fingerprint()
+            ctx.write_fingerprint()
+    task_ids = task_ids[: cfg.eval.num_tasks] if cfg.eval.num_tasks else task_ids
     if not task_ids:
         raise RunStateError(f"the eval split {split!r} of {cfg.env.id} has no tasks")
     return task_ids
@@ -134,7 +159,7 @@ def play_and_write(ctx: Any, specs: Sequence[EpisodeSpec], iteration: int, split
         resume_positions(ctx, iteration)
     if not todo:
         return 0
-    pool = ctx.env_pool(split, min(cfg.eval.concurrency, len(todo)))
+    pool = ctx.env_pool(env_split_of(ctx, split), min(cfg.eval.concurrency, len(todo)))
     engine = RolloutEngine(pool, ctx.policy, RolloutSettings.from_config(cfg, "eval"), ctx.algorithm)
     meta = {**ctx.meta(), "split": split}
     buffer: list[EpisodeRecord] = []
@@ -165,6 +190,7 @@ def play_and_write(ctx: Any, specs: Sequence[EpisodeSpec], iteration: int, split
             engine.run(todo, on_episode_end=on_end)
         finally:
             flush()
+            ctx.write_fingerprint()  # what the back end learnt while playing (e.g. openai seed_honoured)
     log.info("%s round %d: %d episodes in %.0fs", label, iteration, len(todo), time.monotonic() - t0)
     return len(todo)
 
@@ -218,7 +244,7 @@ def evaluate_run_dir(run_dir: str | Path, overrides: Sequence[str] = (), checkpo
     if ckpt is None and trains:
         raise RunStateError(f"{run_dir} has no complete checkpoint yet; train it first (siri-bench run)")
     label = f"iter{ckpt.iteration:06d}" if ckpt is not None else "base"
-    dest = RunDir(Path(out) if out else src.path / "evals" / f"{cfg.eval_split}-{label}")
+    dest = RunDir(Path(out) if out else src.path / "evals" / f"{cfg.eval_split.replace('/', '_')}-{label}")
     if dest.is_done():
         log.info("%s is already evaluated", dest.path)
         return dest.path

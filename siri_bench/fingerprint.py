@@ -32,6 +32,10 @@ PACKAGES = ("siri-bench", "alfworld", "textworld", "fast-downward-textworld", "g
             "rapidfuzz", "nltk")
 OPTIONAL_PACKAGES = ("vllm", "ray")
 
+#: Env options that say where things are, not what they are: left out of ``env.kwargs_hash`` so
+#: the same data in another folder gives the same fingerprint (``data`` hashes the content).
+LOCATION_KWARGS = ("data_dir", "chromium_path", "chromedriver_path")
+
 #: Fingerprint fields that must agree for runs to be compared in one table.
 COMPARABILITY_FIELDS = ("env", "data", "packages.alfworld", "packages.textworld", "packages.fast-downward-textworld")
 
@@ -66,12 +70,17 @@ def json_hash(obj: Any) -> str:
 
 def build_fingerprint(*, config: Mapping[str, Any], config_hash: str, env_id: str,
                       data: Mapping[str, Any] | None = None, templates: Mapping[str, str] | None = None,
-                      model: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Assemble a fingerprint (``templates`` maps template id -> template text)."""
+                      model: Mapping[str, Any] | None = None, engine: str | None = None) -> dict[str, Any]:
+    """Assemble a fingerprint (``templates`` maps template id -> template text; ``engine`` is the
+    engine the env reports running, e.g. ALFWorld's "fast" or "stock", recorded as ``env.engine``)."""
     env_cfg = dict(config.get("env", {}))
+    kwargs = {k: v for k, v in dict(env_cfg.get("kwargs") or {}).items() if k not in LOCATION_KWARGS}
+    env = {"id": env_id, "max_steps": env_cfg.get("max_steps"), "kwargs_hash": json_hash(kwargs)}
+    if engine is not None:
+        env["engine"] = engine
     return {
         "packages": package_versions(),
-        "env": {"id": env_id, "max_steps": env_cfg.get("max_steps"), "kwargs_hash": json_hash(env_cfg.get("kwargs", {}))},
+        "env": env,
         "data": dict(data or {}),
         "templates": {k: text_hash(v) for k, v in sorted((templates or {}).items())},
         "model": dict(model or {}),

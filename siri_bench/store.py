@@ -44,7 +44,9 @@ from siri_bench.errors import RunStateError
 
 log = logging.getLogger(__name__)
 
-#: Columns every evaluation episode row has (algorithms may add more).
+#: Columns every evaluation episode row has (algorithms may add more: every algorithm adds
+#: ``memory_scope``, those that carry state across episodes also ``position``, the episode's
+#: 0-based place in the run's order; see ``Algorithm.annotate_episode``).
 EPISODE_COLUMNS = (
     "run", "algorithm", "env", "split", "seed", "iteration", "episode_id", "task_id", "task_type",
     "task_seed", "env_seed", "policy_seed", "trial", "status", "won", "score", "return", "steps",

@@ -66,7 +66,8 @@ def make_env_pool(cfg: ExperimentConfig, split: str, num_envs: int, dist: DistCo
     workers = min(dist.share(cfg.env.workers), num_envs)
     log.info("env pool %s: %d env(s) on %d %s worker(s)", split, num_envs, workers, backend)
     return EnvPool(cfg.env.id, env_pool_kwargs(cfg, split), num_envs, workers=workers,
-                   backend=backend, timeout_s=cfg.env.step_timeout_s, ray_actor_options=options)
+                   backend=backend, timeout_s=cfg.env.step_timeout_s, reset_timeout_s=cfg.env.reset_timeout_s,
+                   recycle_after=cfg.env.recycle_workers_after, ray_actor_options=options)
 
 
 @dataclass
@@ -79,7 +80,8 @@ class RunContext:
     policy: Any
     templates: list[Any]
     pools: dict[tuple[str, int], Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)         # data fingerprints by split
+    data: dict[str, Any] = field(default_factory=dict)         # data fingerprints by split (and panel)
+    engines: set[str] = field(default_factory=set)             # engines running (env.prepare_engine())
     dist: DistContext = field(default_factory=DistContext)     # this process of a multi-process run
 
     @property
@@ -102,9 +104,14 @@ class RunContext:
                 return pool
         pool = make_env_pool(self.config, split, num_envs, self.dist)
         self.pools[(split, num_envs)] = pool
-        if split not in self.data:
-            reports = _env_class_has(self.config.env.id, "data_fingerprint")
-            self.data[split] = pool.call("data_fingerprint", [0])[0] if reports else None
+        engines = self.engines
+        if _env_class_has(self.config.env.id, "prepare_engine"):  # builds every env's engine now
+            engines = engines | {str(e) for e in pool.call("prepare_engine").values()}
+        if split not in self.data or engines != self.engines:
+            if split not in self.data:
+                reports = _env_class_has(self.config.env.id, "data_fingerprint")
+                self.data[split] = pool.call("data_fingerprint", [0])[0] if reports else None
+            self.engines = engines
             self.write_fingerprint()
         return pool
 
@@ -119,6 +126,8 @@ class RunContext:
         templates = {t.id: json.dumps(t.describe(), sort_keys=True) for t in self.templates}
         if cfg.policy.backend == "openai":
             model: dict[str, Any] = {"name": cfg.policy.openai.model, "base_url": cfg.policy.openai.base_url}
+            # whether the server honoured the seed (probed at the first request; see policy/openai.py)
+            model.update({k: v for k, v in self.policy.info().details.items() if k.startswith("seed_")})
         else:
             from siri_bench.models import weights_fingerprint
 
@@ -126,7 +135,7 @@ class RunContext:
         data = {split: fp for split, fp in self.data.items() if fp is not None}
         atomic_write_json(self.run_dir.fingerprint_path, build_fingerprint(
             config=cfg.to_dict(), config_hash=cfg.config_hash(), env_id=cfg.env.id, data=data, templates=templates,
-            model=model))
+            model=model, engine=",".join(sorted(self.engines)) or None))
 
     def load_policy_checkpoint(self, folder: Path) -> None:
         self.policy_trainer().load_pretrained(folder)

@@ -39,3 +39,12 @@ def alfworld_data_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactor
     target = tmp_path_factory.mktemp("alfworld-data")
     extract_archive(archive, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def webshop_data(shared_data: Path) -> Path:
+    """Folder with the real 1000-product WebShop catalog and the Lucene oracles (skip when absent)."""
+    folder = shared_data / "webshop"
+    if not (folder / "items_ins_v2_1000.json").is_file():
+        pytest.skip(f"WebShop data not found in {folder}")
+    return folder

@@ -14,7 +14,8 @@ system's listing order) with ``task_id`` (the game folder's path relative to ``j
 ``valid_unseen/look_at_obj_in_light-AlarmClock-None-DeskLamp-308/trial_T20190908_222917_366542``),
 ``task_uid`` (``alfworld-`` + 16 hex digits of sha256 over the PDDL problem and the task id: the
 same on every machine and data location), ``task_type`` (the first ``-``-separated field of the
-game's folder), the task sentence and the walkthrough. Games whose file says ``solvable: false``
+game's folder), the task sentence, the walkthrough and the sha256 of the game file (so
+:meth:`SplitIndex.fingerprint`, the run's data fingerprint, costs no extra reading). Games whose file says ``solvable: false``
 are excluded and counted. Reading 3,553 training games takes several seconds, so the index is
 cached as JSON under ``<cache>/alfworld-index/``, keyed by the file list with sizes and times.
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 GAME_FILE = "game.tw-pddl"
 DATA_SUBDIR = "json_2.1.1"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: rows carry the sha256 of their game file (data fingerprints)
 
 #: The six ALFWorld task types, in ALFWorld's numbering order (1-6).
 TASK_TYPES: tuple[str, ...] = (
@@ -151,6 +152,7 @@ class GameRecord:
     task: str
     game_file: Path
     walkthrough: tuple[str, ...]
+    file_sha256: str = ""           # sha256 of the game file's bytes (data fingerprints)
 
     def info(self) -> dict[str, object]:
         return {"task_id": self.task_id, "task_uid": self.task_uid, "task_type": self.task_type,
@@ -191,6 +193,17 @@ class SplitIndex:
             raise DataError(f"unknown ALFWorld task type(s) {sorted(unknown)}; known: {', '.join(TASK_TYPES)}")
         games = tuple(g for g in self.games if g.task_type in wanted)
         return SplitIndex(self.split, self.root, games, self.excluded_unsolvable)
+
+    def fingerprint(self) -> dict[str, object]:
+        """What a run's numbers on these games depend on, independent of where the data lies:
+        ``games_sha256`` hashes each game's path relative to ``json_2.1.1`` with the sha256 of its
+        file, in canonical order (the games of this index, after any task type filter)."""
+        digest = hashlib.sha256()
+        for g in self.games:
+            digest.update(f"{g.task_id}\t{g.file_sha256}\n".encode())
+        source = "builtin" if self.split in BUILTIN_SPLITS else "real"
+        return {"split": self.split, "source": source, "games": len(self.games),
+                "excluded_unsolvable": len(self.excluded_unsolvable), "games_sha256": digest.hexdigest()[:16]}
 
     def counts(self) -> dict[str, int]:
         out = {t: 0 for t in TASK_TYPES}
@@ -236,8 +249,8 @@ def _game_files(split_dir: Path) -> list[tuple[str, int, int]]:
 
 def _read_game(path: Path, task_id: str) -> dict[str, object]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
         problem = data["pddl_problem"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"ALFWorld game file {path} is unreadable or malformed ({type(exc).__name__}: {exc}); "
@@ -249,6 +262,7 @@ def _read_game(path: Path, task_id: str) -> dict[str, object]:
         "task": task_sentence(data.get("grammar", "")),
         "solvable": bool(data.get("solvable", False)),
         "walkthrough": list(data.get("walkthrough") or []),
+        "file_sha256": hashlib.sha256(raw).hexdigest(),
     }
 
 
@@ -316,6 +330,7 @@ def load_split(split: str, data_dir: str | Path | None = None) -> SplitIndex:
             task_id=str(row["task_id"]), task_uid=str(row["task_uid"]), task_type=str(row["task_type"]),
             task=str(row["task"]), game_file=root / f"{row['task_id']}/{GAME_FILE}",
             walkthrough=tuple(row["walkthrough"]),  # type: ignore[arg-type]
+            file_sha256=str(row["file_sha256"]),
         ))
     if excluded:
         log.info("ALFWorld split %s: excluded %d game(s) marked solvable: false", split, len(excluded))

@@ -87,6 +87,11 @@ class ALFWorldEnv(gym.Env[str, str]):
     - ``anchor_state`` (str): observation + ``"\\n"`` + the sorted admissible actions joined by
       ``"\\n"``: equal strings mean equal environment states, for GiGPO's step groups.
 
+    ## Tasks and data
+    ``task_ids`` (canonical order) and ``task_uids`` (their content ids, what task panels list,
+    :mod:`envs.panels`); ``data_fingerprint()`` hashes the games played (relative paths and file
+    contents) for the run's ``fingerprint.json``; ``prepare_engine()`` says which engine runs.
+
     ## Arguments
     See :class:`ALFWorldConfig`: ``split``, ``task_types``, ``max_steps`` (default 50), ``engine``,
     ``cache_size``, ``data_dir``; plus ``render_mode`` (``"ansi"`` or ``"human"``).
@@ -137,6 +142,16 @@ class ALFWorldEnv(gym.Env[str, str]):
     def task_ids(self) -> list[str]:
         """Task ids of the split after the task type filter, in canonical (sorted) order."""
         return self._index.task_ids
+
+    @property
+    def task_uids(self) -> list[str]:
+        """Content ids of :attr:`task_ids`, same order (what task panels list)."""
+        return [g.task_uid for g in self._index.games]
+
+    def data_fingerprint(self) -> dict[str, Any]:
+        """Hash of the games this env plays (relative paths + file contents; see
+        :meth:`envs.alfworld.data.SplitIndex.fingerprint`), recorded in each run's fingerprint."""
+        return {"alfworld": self._index.fingerprint()}
 
     @property
     def excluded_count(self) -> int:

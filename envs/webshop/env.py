@@ -55,6 +55,10 @@ class WebShopEnv(gym.Env):
     **Reward, episode end.** The purchase score in [0, 1] at ``click[buy now]`` (which terminates),
     else 0. ``truncated`` when ``max_steps`` (default 15) steps pass without a purchase.
 
+    **Tasks and data.** ``task_uids`` are the content ids of ``task_ids`` (what task panels list,
+    :mod:`envs.panels`); ``data_fingerprint()`` hashes the catalog files, the goal list and the
+    split's tasks for the run's ``fingerprint.json``.
+
     **Info keys.** ``admissible_actions`` (concrete valid actions; ``search[<query>]`` stands for any
     search), ``available_actions`` (the original's ``{'has_search_bar', 'clickables'}``), ``task_id``
     (the goal index, as str), ``task_uid`` (content hash), ``task_type`` (product category), ``task``
@@ -114,6 +118,19 @@ class WebShopEnv(gym.Env):
             raise DataError(f"WebShop split {self.split!r} has no goals on the {self.shop.catalog} catalog "
                             f"({len(self.shop.goals)} {self.shop.goal_kind} goals in all)")
         return ids
+
+    @property
+    def task_uids(self) -> list[str]:
+        """Content ids of :attr:`task_ids`, same order (what task panels list)."""
+        return [self.shop.goal_uids[int(i)] for i in self.task_ids]
+
+    def data_fingerprint(self) -> dict[str, Any]:
+        """Hashes of the catalog and goals this env uses (see :meth:`envs.webshop.shop.Shop.fingerprint`)
+        and of its split's task list, recorded in each run's fingerprint."""
+        from envs.webshop.shop import ids_sha256
+
+        return {"webshop": {**self.shop.fingerprint(), "split": self.split, "tasks": len(self.task_ids),
+                            "tasks_sha256": ids_sha256(self.task_uids)}}
 
     def task_info(self, task_id: str) -> dict[str, Any]:
         """What a task is: type, instruction, target product, attributes, options, price cap, uid."""

@@ -11,9 +11,12 @@ record (human). The goal order is then fixed by ``random.seed(233); shuffle``, a
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import random
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from envs.webshop.catalog import generate_product_prices, load_products
@@ -39,6 +42,7 @@ class Shop:
     goals: list[dict]
     goal_uids: list[str]
     index: BM25Index = field(repr=False)
+    _fingerprint: dict[str, object] | None = field(default=None, repr=False, compare=False)
 
     @property
     def catalog(self) -> str:
@@ -47,6 +51,18 @@ class Shop:
     @property
     def test_size(self) -> int:
         return min(TEST_GOALS[self.files.name], len(self.goals))
+
+    def fingerprint(self) -> dict[str, object]:
+        """Content hashes of the catalog files (decompressed bytes) and of the goal list (the goal
+        uids in order: instructions, attributes, options, price caps), computed once per shop."""
+        if self._fingerprint is None:
+            files = {"products": self.files.products, "attributes": self.files.attributes, "human": self.files.human}
+            self._fingerprint = {
+                "catalog": self.catalog, "goal_kind": self.goal_kind, "price_seed": self.price_seed,
+                **{f"{k}_sha256": content_sha256(p) if p is not None else None for k, p in files.items()},
+                "goals": len(self.goals), "goals_sha256": ids_sha256(self.goal_uids),
+            }
+        return dict(self._fingerprint)
 
     def search(self, keywords: list[str], rng: random.Random | None = None) -> list[dict]:
         """Products for a search box entry, as ``get_top_n_product_from_keywords``.
@@ -69,6 +85,21 @@ class Shop:
             return [p for p in self.products if p["query"] == query]
         hits = self.index.search(" ".join(keywords), k=SEARCH_RETURN_N)
         return [self.product_by_asin[asin] for asin, _ in hits if asin in self.product_by_asin]
+
+
+def content_sha256(path: Path) -> str:
+    """sha256 (16 hex digits) of a file's content, of the decompressed bytes for ``.gz`` files, so
+    that the same catalog stored plain or compressed, anywhere, has one hash."""
+    digest = hashlib.sha256()
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def ids_sha256(ids: list[str]) -> str:
+    """sha256 (16 hex digits) of a list of ids, one per line, in order."""
+    return hashlib.sha256("".join(f"{i}\n" for i in ids).encode()).hexdigest()[:16]
 
 
 _lock = threading.Lock()

@@ -11,6 +11,8 @@ COMMANDS: tuple[str, ...] = (
     "plan",
     "plan-compute",
     "envs",
+    "panels",
+    "check",
     "algos",
     "data",
     "play",

@@ -1,19 +1,10 @@
-"""Fixtures of the WebShop tests: the real small catalog from ../shared/data/webshop and shared envs."""
+"""Fixtures of the WebShop tests: shared envs over the real small catalog (``webshop_data``, tests/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def webshop_data(shared_data: Path) -> Path:
-    """Folder with the real 1000-product catalog and the Lucene oracles (skip when absent)."""
-    folder = shared_data / "webshop"
-    if not (folder / "items_ins_v2_1000.json").is_file():
-        pytest.skip(f"WebShop data not found in {folder}")
-    return folder
 
 
 @pytest.fixture(scope="session")
