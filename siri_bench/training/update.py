@@ -26,6 +26,8 @@ single-process one. Metrics are summed over the processes before they are divide
 
 from __future__ import annotations
 
+import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,8 @@ from siri_bench.records import StepRecord, current_logprobs
 from siri_bench.rollout import RolloutSettings
 from siri_bench.seeding import derive_seed
 from siri_bench.training.state import LossBatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,7 @@ def update_policy(policy: Any, optimizer: Any, scheduler: Any, batch: UpdateBatc
     terms: dict[str, float] = defaultdict(float)
     grad_norms: list[float] = []
     minibatches = 0
+    skipped = 0
     try:
         for epoch in range(settings.ppo_epochs):
             order = np.random.default_rng(derive_seed(run_seed, "train", "update", iteration, epoch)).permutation(n)
@@ -301,6 +306,15 @@ def update_policy(policy: Any, optimizer: Any, scheduler: Any, batch: UpdateBatc
                     norm = float(torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm))
                 else:
                     norm = dist.clip_grad_norm(params, settings.max_grad_norm)
+                if not math.isfinite(norm):
+                    # a NaN/inf gradient (e.g. a bf16 overflow) would turn every weight into NaN through
+                    # the clip and the AdamW step: skip this optimizer step instead, count it and say so
+                    skipped += 1
+                    optimizer.zero_grad(set_to_none=True)
+                    log.warning("iteration %d: non-finite gradient norm (%s) in a mini-batch; optimizer step "
+                                "skipped (mini-batch sums: %s)", iteration, norm,
+                                ", ".join(f"{k}={v:.4g}" for k, v in sorted({**stats.weighted, **stats.terms}.items())))
+                    continue
                 grad_norms.append(norm)
                 optimizer.step()
                 scheduler.step()
@@ -316,6 +330,7 @@ def update_policy(policy: Any, optimizer: Any, scheduler: Any, batch: UpdateBatc
                            for k, metric in names.items()}
     out["train/grad_norm"] = float(np.mean(grad_norms)) if grad_norms else None
     out["train/optimizer_steps"] = len(grad_norms)
+    out["train/skipped_steps"] = skipped
     out["train/loss_tokens"] = tokens / max(1, settings.ppo_epochs)
     out["train/lr"] = float(optimizer.param_groups[0]["lr"]) if optimizer.param_groups else None
     for name, total in terms.items():

@@ -161,3 +161,38 @@ def _train(**kw):
     from siri_bench.config import TrainConfig
 
     return TrainConfig(**kw)
+
+
+def test_a_non_finite_gradient_skips_the_optimizer_step(policy, monkeypatch, caplog):
+    """A NaN gradient (e.g. a bf16 overflow on GPU) must not reach the weights through clip + AdamW:
+    that mini-batch's step is skipped and counted; the other mini-batches still step."""
+    import siri_bench.training.update as update
+
+    steps = generate_steps(policy, 4)
+    start = copy.deepcopy(policy.model.state_dict())
+    optimizer, scheduler = make_optimizer(policy.model, _train(lr=1e-2))
+    batch = batch_of(policy, steps, [1.0, -1.0, 1.0, -1.0])
+    real = update.accumulate_minibatch
+    calls = []
+
+    def poisoned(policy_, batch_, rows, *args, **kwargs):
+        stats = real(policy_, batch_, rows, *args, **kwargs)
+        calls.append(list(rows))
+        if len(calls) == 1:                       # the first mini-batch's gradient becomes NaN
+            next(p for p in policy_.model.parameters() if p.grad is not None).grad.fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(update, "accumulate_minibatch", poisoned)
+    with caplog.at_level("WARNING"):
+        metrics = update_policy(policy, optimizer, scheduler, batch,
+                                UpdateSettings(minibatch_size=2, micro_batch_size=1, kl_coef=0.0, entropy_coef=0.0),
+                                run_seed=0, iteration=1)
+    assert len(calls) == 2
+    assert metrics["train/skipped_steps"] == 1 and metrics["train/optimizer_steps"] == 1
+    assert np.isfinite(metrics["train/grad_norm"])
+    assert "non-finite gradient norm" in caplog.text
+    changed = False
+    for name, value in policy.model.state_dict().items():
+        assert torch.isfinite(value).all(), name
+        changed |= not torch.equal(value, start[name])
+    assert changed, "the finite mini-batch must still update the weights"
