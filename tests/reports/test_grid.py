@@ -136,8 +136,8 @@ def test_ray_backend_raises_user_errors(tmp_path, local_ray):
 
 TINY_GRID = """
 name: tiny-grid
-env: {id: siri_bench/ALFWorld-v0, max_steps: 3}
-policy: {model: tiny-random, max_new_tokens: 8, max_prompt_tokens: 512}
+env: {id: siri_bench/ALFWorld-v0, train_split: builtin_train, eval_split: builtin_eval, max_steps: 3}
+policy: {model: tiny-random, device: cpu, max_new_tokens: 8, max_prompt_tokens: 2048, cpu_threads: 1}
 algorithm: {name: grpo}
 grid: {algorithm.name: [grpo, gigpo]}
 seeds: [0, 1, 2]
