@@ -158,7 +158,8 @@ def test_tiny_model_grid_runs_and_resumes(tmp_path, backend):
         pytest.skip("ray is not installed (pip install 'siri-bench[ray]')")
     config = tmp_path / "tiny_grid.yaml"
     config.write_text(TINY_GRID.replace("OUTPUT", str(tmp_path / "runs")))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": ""}
+    # No RAY_ADDRESS at all (an empty one is an invalid address to Ray): the ray backend starts a local cluster.
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "siri_bench", "-q", "run", str(config), "--workers", "2", "--backend", backend,
            "--no-report"]
     first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
