@@ -26,13 +26,19 @@ eval success per evaluated iteration (mean and 95% Student-t interval over seeds
 the gain over the starting policy per algorithm (paired t over seeds), and GiGPO minus GRPO (paired
 t over seeds, and Welch's t; :func:`reports.stats.compare`).
 
-    python benchmarks/learning_signal.py                          # tiny model, CPU (~20-30 min, 1 core)
+    python benchmarks/learning_signal.py                          # tiny model, CPU (~16-20 min, 1 core)
     python benchmarks/learning_signal.py --seeds 0 1 2 3 4        # more seeds
     python benchmarks/learning_signal.py --model smollm2 --device cuda --out runs/ls_smollm2
 
+The RL runs' policy is softmax(summed log-probs / 2) (``--score-temperature 2``, in training and
+evaluation): after the warm start the policy at temperature 1 is nearly deterministic (entropy
+0.1-0.5 nats per step), most groups' rollouts all fail alike and give no advantage, and the first
+measurement at temperature 1 barely moved (docs/learning_signal.md).
+
 CPU budget of the default invocation: 3 seeds x (sft 10 iterations + GRPO 10 + GiGPO 10), one
-process with one torch thread (``policy.cpu_threads = 1``); about 20-30 minutes of wall time on
-one free core of a shared 2-core machine. The figures measured are in ``docs/learning_signal.md``.
+process with one torch thread (``policy.cpu_threads = 1``); measured 16.4 minutes of wall time
+(9 CPU-minutes) on a shared 2-core machine; it must stay under 60. The figures measured are in
+``docs/learning_signal.md``.
 """
 
 from __future__ import annotations
