@@ -136,8 +136,8 @@ def test_ray_backend_raises_user_errors(tmp_path, local_ray):
 
 TINY_GRID = """
 name: tiny-grid
-env: {id: siri_bench/ALFWorld-v0, max_steps: 3}
-policy: {model: tiny-random, max_new_tokens: 8, max_prompt_tokens: 512}
+env: {id: siri_bench/ALFWorld-v0, train_split: builtin_train, eval_split: builtin_eval, max_steps: 3}
+policy: {model: tiny-random, device: cpu, max_new_tokens: 8, max_prompt_tokens: 2048, cpu_threads: 1}
 algorithm: {name: grpo}
 grid: {algorithm.name: [grpo, gigpo]}
 seeds: [0, 1, 2]
@@ -158,7 +158,8 @@ def test_tiny_model_grid_runs_and_resumes(tmp_path, backend):
         pytest.skip("ray is not installed (pip install 'siri-bench[ray]')")
     config = tmp_path / "tiny_grid.yaml"
     config.write_text(TINY_GRID.replace("OUTPUT", str(tmp_path / "runs")))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": ""}
+    # No RAY_ADDRESS at all (an empty one is an invalid address to Ray): the ray backend starts a local cluster.
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "siri_bench", "-q", "run", str(config), "--workers", "2", "--backend", backend,
            "--no-report"]
     first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
