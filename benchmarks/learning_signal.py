@@ -63,7 +63,16 @@ from siri_bench.logs import setup_logging  # noqa: E402
 from siri_bench.runner import run_experiment  # noqa: E402
 from siri_bench.store import RunDir  # noqa: E402
 
-ALGORITHMS = ("grpo", "gigpo")
+ALGORITHMS = ("grpo", "gigpo", "siri")
+GRID_ALGORITHMS = ("grpo", "gigpo")     # one grid; SIRI has its own algorithm section
+
+#: SIRI on GiGPO, sized to this budget (10 iterations): 3 warm-up iterations, mining every 2 from 2
+#: successes per category, one validation pair per iteration, promotion after one validation. The
+#: skill writer is ``template`` (the action pattern the successes share): a random-init model cannot
+#: write a skill, and SmolLM2-135M writes placeholders (docs/siri.md).
+SIRI_ALGORITHM: dict[str, Any] = {"name": "siri", "warmup_iters": 3, "mine_every": 2, "mine_min_success": 2,
+                                  "mine_k": 2, "skill_writer": "template", "min_validations": 1,
+                                  "validation_pairs": 1, "lambda_warmup_iters": 2}
 RL_EXPERIMENT = "learning_signal"
 SFT_EXPERIMENT = "learning_signal_sft"
 
@@ -114,13 +123,16 @@ def sft_config(args: argparse.Namespace, seed: int) -> ExperimentConfig:
     })
 
 
-def rl_config(args: argparse.Namespace, seed: int, init_from: str | None) -> ExperimentConfig:
-    """GRPO and GiGPO (a grid over ``algorithm.name``) for one seed, from the same starting policy."""
+def rl_config(args: argparse.Namespace, seed: int, init_from: str | None, siri: bool = False) -> ExperimentConfig:
+    """GRPO and GiGPO (a grid over ``algorithm.name``) for one seed, from the same starting policy; with
+    ``siri``, the SIRI run of that seed (same settings and starting policy, its own algorithm section)."""
+    algorithm: dict[str, Any] = dict(SIRI_ALGORITHM) if siri else {"name": "grpo"}
+    grid = {} if siri else {"algorithm.name": list(GRID_ALGORITHMS)}
     return ExperimentConfig(**{
         "name": RL_EXPERIMENT,
-        "description": "learning-signal benchmark: GRPO vs GiGPO (score mode)",
+        "description": "learning-signal benchmark: GRPO vs GiGPO vs SIRI (score mode)",
         "env": ENV, "policy": policy_section(args, args.score_temperature),
-        "algorithm": {"name": "grpo"}, "grid": {"algorithm.name": list(ALGORITHMS)}, "seeds": [seed],
+        "algorithm": algorithm, "grid": grid, "seeds": [seed],
         "iterations": args.iterations,
         "train": {"groups_per_iter": args.groups, "group_size": args.group_size, "lr": args.lr,
                   "minibatch_size": 64, "micro_batch_size": 16, "kl_coef": args.kl_coef,
@@ -143,8 +155,10 @@ def run_all(args: argparse.Namespace) -> dict[str, float]:
             seconds["sft"] += time.monotonic() - t0
             init_from = str(args.out / SFT_EXPERIMENT / f"sft-alfworld-s{seed}")
         t0 = time.monotonic()
-        if run_experiment(rl_config(args, seed, init_from), restart=args.restart, write_report=False) != 0:
-            raise SystemExit(f"an RL run of seed {seed} failed; see {args.out / RL_EXPERIMENT}")
+        for siri in (False, True):
+            if run_experiment(rl_config(args, seed, init_from, siri=siri), restart=args.restart,
+                              write_report=False) != 0:
+                raise SystemExit(f"an RL run of seed {seed} failed; see {args.out / RL_EXPERIMENT}")
         seconds["rl"] += time.monotonic() - t0
         print(f"seed {seed} done ({(seconds['sft'] + seconds['rl']) / 60:.1f} min so far)", flush=True)
     return seconds
@@ -154,15 +168,20 @@ def run_all(args: argparse.Namespace) -> dict[str, float]:
 # Figures
 # ----------------------------------------------------------------------------------------------
 def eval_curves(out: Path, seeds: list[int]) -> tuple[list[int], dict[str, np.ndarray]]:
-    """Per algorithm, a seeds x evaluated-iterations matrix of ``eval/success`` (NaN: not evaluated)."""
-    rows: dict[str, dict[int, dict[int, float]]] = {a: {} for a in ALGORITHMS}
-    for algo in ALGORITHMS:
+    """Per algorithm that ran (a run folder for every seed), a seeds x evaluated-iterations matrix of
+    ``eval/success`` (NaN: not evaluated)."""
+    present = [a for a in ALGORITHMS
+               if all((out / RL_EXPERIMENT / f"{a}-alfworld-s{seed}").is_dir() for seed in seeds)]
+    if not present:
+        raise SystemExit(f"no learning-signal runs under {out / RL_EXPERIMENT} for seeds {seeds}")
+    rows: dict[str, dict[int, dict[int, float]]] = {a: {} for a in present}
+    for algo in present:
         for seed in seeds:
             run = RunDir(out / RL_EXPERIMENT / f"{algo}-alfworld-s{seed}")
             rows[algo][seed] = {int(m["iteration"]): float(m["eval/success"]) for m in run.read_metrics()
                                 if m.get("eval/success") is not None}
     iterations = sorted({i for per_seed in rows.values() for curve in per_seed.values() for i in curve})
-    matrices = {a: np.array([[rows[a][s].get(i, np.nan) for i in iterations] for s in seeds]) for a in ALGORITHMS}
+    matrices = {a: np.array([[rows[a][s].get(i, np.nan) for i in iterations] for s in seeds]) for a in present}
     return iterations, matrices
 
 
@@ -172,19 +191,21 @@ def _ci(d: dict[str, float]) -> str:
     return f"{d['point']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
 
 
-def _comparison(x: np.ndarray, y: np.ndarray, paired: bool) -> dict[str, Any]:
+def _comparison(x: np.ndarray, y: np.ndarray, paired: bool, names: tuple[str, str] = ("gigpo", "grpo")
+                ) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StatisticsWarning)
         c = compare(x, y, test="welch", paired=paired)
     return {"test": c.test, "estimate": c.estimate, "low": c.low, "high": c.high, "p_value": c.p_value,
-            "alpha_reachable": c.alpha_reachable, "text": c.describe("gigpo", "grpo")}
+            "alpha_reachable": c.alpha_reachable, "text": c.describe(*names)}
 
 
 def figures(out: Path, seeds: list[int]) -> dict[str, Any]:
     """The benchmark's figures from the run folders (also usable on an earlier invocation's output)."""
     iterations, m = eval_curves(out, seeds)
-    result: dict[str, Any] = {"iterations": iterations, "seeds": seeds, "curves": {}, "final": {}, "gain": {}}
-    for algo in ALGORITHMS:
+    result: dict[str, Any] = {"iterations": iterations, "seeds": seeds, "algorithms": list(m), "curves": {},
+                              "final": {}, "gain": {}}
+    for algo in m:
         ci = curve_intervals(m[algo])
         result["curves"][algo] = {k: [float(v) for v in ci[k]] for k in ("point", "low", "high", "n")}
         result["curves"][algo]["per_seed"] = m[algo].tolist()
@@ -196,35 +217,39 @@ def figures(out: Path, seeds: list[int]) -> dict[str, Any]:
             result["gain"][algo] = {"estimate": g.estimate, "low": g.low, "high": g.high, "p_value": g.p_value,
                                     "text": g.describe(f"{algo} final", f"{algo} start")}
     if len(seeds) >= 2:
-        x, y = m["gigpo"][:, -1], m["grpo"][:, -1]
-        result["gigpo_vs_grpo"] = {"paired": _comparison(x, y, paired=True),
-                                   "welch": _comparison(x, y, paired=False)}
+        for a, b in (("gigpo", "grpo"), ("siri", "gigpo")):
+            if a not in m or b not in m:
+                continue
+            x, y = m[a][:, -1], m[b][:, -1]
+            result[f"{a}_vs_{b}"] = {"paired": _comparison(x, y, paired=True, names=(a, b)),
+                                     "welch": _comparison(x, y, paired=False, names=(a, b))}
     return result
 
 
 def print_figures(fig: dict[str, Any]) -> None:
     its = fig["iterations"]
     print("\neval success per iteration (mean [95% t-interval] over seeds; iteration 0 = starting policy)")
-    print(f"{'iteration':>9} | " + " | ".join(f"{a:^25}" for a in ALGORITHMS))
+    print(f"{'iteration':>9} | " + " | ".join(f"{a:^25}" for a in fig["algorithms"]))
     for j, it in enumerate(its):
         cells = []
-        for algo in ALGORITHMS:
+        for algo in fig["algorithms"]:
             c = fig["curves"][algo]
             cells.append(f"{_ci({'point': c['point'][j], 'low': c['low'][j], 'high': c['high'][j]}):^25}")
         print(f"{it:>9} | " + " | ".join(cells))
     print("\nper seed (start -> final):")
-    for algo in ALGORITHMS:
+    for algo in fig["algorithms"]:
         per_seed = fig["curves"][algo]["per_seed"]
         print(f"  {algo:6}: " + ", ".join(f"s{s} {row[0]:.3f} -> {row[-1]:.3f}" for s, row in zip(fig["seeds"], per_seed)))
     print(f"\nfinal success (iteration {its[-1]}):")
-    for algo in ALGORITHMS:
+    for algo in fig["algorithms"]:
         print(f"  {algo:6}: {_ci(fig['final'][algo])}")
     for algo, g in fig.get("gain", {}).items():
         print(f"  gain {algo}: {g['text']}")
-    if "gigpo_vs_grpo" in fig:
-        print("\nGiGPO vs GRPO (final eval success):")
-        print("  paired by seed: " + fig["gigpo_vs_grpo"]["paired"]["text"])
-        print("  unpaired:       " + fig["gigpo_vs_grpo"]["welch"]["text"])
+    for key, title in (("gigpo_vs_grpo", "GiGPO vs GRPO"), ("siri_vs_gigpo", "SIRI vs GiGPO")):
+        if key in fig:
+            print(f"\n{title} (final eval success):")
+            print("  paired by seed: " + fig[key]["paired"]["text"])
+            print("  unpaired:       " + fig[key]["welch"]["text"])
 
 
 def plot(fig: dict[str, Any], path: Path) -> Path:
@@ -235,7 +260,7 @@ def plot(fig: dict[str, Any], path: Path) -> Path:
 
     its = np.asarray(fig["iterations"])
     f, ax = plt.subplots(figsize=(5.5, 3.6))
-    for algo, color in zip(ALGORITHMS, ("tab:blue", "tab:orange")):
+    for algo, color in zip(fig["algorithms"], ("tab:blue", "tab:orange", "tab:green")):
         c = fig["curves"][algo]
         ax.plot(its, c["point"], marker="o", color=color, label=f"{algo} (n={int(max(c['n']))} seeds)")
         low, high = np.asarray(c["low"], float), np.asarray(c["high"], float)

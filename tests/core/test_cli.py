@@ -67,3 +67,13 @@ def test_cli_starts_without_heavy_imports():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_overrides_after_an_option_are_taken_and_unknown_options_refused(capsys, tmp_path):
+    config = "configs/gigpo_alfworld_tiny.yaml"
+    assert main(["run", config, "--dry-run", f"output_dir={tmp_path}", "seeds=[3]"]) == 0
+    out = capsys.readouterr().out
+    assert "gigpo-alfworld-s3" in out and str(tmp_path) in out
+    with pytest.raises(SystemExit) as exc:
+        main(["run", config, "--dry-run", "--bogus"])
+    assert exc.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from siri_bench.store import RunDir
 CURVES = {
     ("grpo", 0): [0.25, 0.25, 0.50], ("grpo", 1): [0.00, 0.25, 0.25], ("grpo", 2): [0.25, 0.50, 0.50],
     ("gigpo", 0): [0.25, 0.50, 0.75], ("gigpo", 1): [0.00, 0.25, 0.50], ("gigpo", 2): [0.25, 0.25, 0.50],
+    ("siri", 0): [0.25, 0.50, 0.75], ("siri", 1): [0.00, 0.50, 0.75], ("siri", 2): [0.25, 0.25, 0.75],
 }
 
 
@@ -41,6 +42,20 @@ def test_curves_final_intervals_and_paired_comparison(tmp_path):
     assert fig["gigpo_vs_grpo"]["welch"]["test"] == "welch"
     # gain of GiGPO over its start: 0.5, 0.5, 0.25 -> 5/12
     assert fig["gain"]["gigpo"]["estimate"] == pytest.approx(5 / 12)
+    # SIRI minus GiGPO per seed: 0, +0.25, +0.25 -> mean 1/6
+    assert fig["algorithms"] == ["grpo", "gigpo", "siri"]
+    assert fig["siri_vs_gigpo"]["paired"]["estimate"] == pytest.approx(1 / 6)
+
+
+def test_figures_without_siri_runs_compare_grpo_and_gigpo_only(tmp_path):
+    _write_runs(tmp_path)
+    for seed in (0, 1, 2):
+        run = tmp_path / RL_EXPERIMENT / f"siri-alfworld-s{seed}"
+        for f in run.iterdir():
+            f.unlink()
+        run.rmdir()
+    fig = figures(tmp_path, [0, 1, 2])
+    assert fig["algorithms"] == ["grpo", "gigpo"] and "siri_vs_gigpo" not in fig and "gigpo_vs_grpo" in fig
 
 
 def test_rl_runs_of_a_seed_share_the_sft_start_and_validate(tmp_path):
@@ -51,3 +66,6 @@ def test_rl_runs_of_a_seed_share_the_sft_start_and_validate(tmp_path):
     assert rl.grid == {"algorithm.name": ["grpo", "gigpo"]} and rl.seeds == [1]
     assert rl.train.init_from.endswith("sft-alfworld-s1")
     assert rl.eval.score_temperature == rl.policy.score_temperature == args.score_temperature
+    siri = rl_config(args, 1, rl.train.init_from, siri=True)
+    assert siri.algorithm_name == "siri" and not siri.grid and siri.algorithm["skill_writer"] == "template"
+    assert (siri.env, siri.policy, siri.train, siri.eval, siri.seeds) == (rl.env, rl.policy, rl.train, rl.eval, rl.seeds)
