@@ -52,7 +52,8 @@ def alfworld_games(split: str, data_dir=None, per_type: int = 1):
     return [g for t in TASK_TYPES for g in [g for g in games if g.task_type == t][:per_type]]
 
 
-def check_walkthroughs(games, env_kwargs) -> None:
+def check_walkthroughs(games, env_kwargs) -> int:
+    """Play every game's walkthrough through the rollout engine; returns how many won (all, or it fails)."""
     with EnvPool(ALFWORLD, env_kwargs, 1) as pool:
         for game in games:
             plan = list(game.walkthrough)
@@ -60,16 +61,19 @@ def check_walkthroughs(games, env_kwargs) -> None:
             assert won.status == "success" and won.won and won.score == 1.0, game.task_id
             assert won.num_steps == len(plan) and won.return_ == 1.0 and won.steps[-1].terminated
             assert [s.action for s in won.steps] == plan and all(s.valid for s in won.steps)
+    return len(games)
 
 
 def test_alfworld_walkthroughs_win_on_the_builtin_split():
-    check_walkthroughs(alfworld_games("builtin_eval"), {"split": "builtin_eval"})
+    games = alfworld_games("builtin_eval")                 # one game per task type
+    assert {g.task_type for g in games} == set(TASK_TYPES)
+    assert check_walkthroughs(games, {"split": "builtin_eval"}) == len(TASK_TYPES)
 
 
 def test_real_alfworld_walkthroughs_win(alfworld_data_dir):
     games = alfworld_games("valid_unseen", alfworld_data_dir)
     assert {g.task_type for g in games} == set(TASK_TYPES)
-    check_walkthroughs(games, {"split": "valid_unseen", "data_dir": str(alfworld_data_dir)})
+    assert check_walkthroughs(games, {"split": "valid_unseen", "data_dir": str(alfworld_data_dir)}) == len(games)
 
 
 def test_alfworld_truncation_is_never_a_success():
