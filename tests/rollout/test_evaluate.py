@@ -92,7 +92,7 @@ class _Trainer(Algorithm):
 
 
 @pytest.fixture(autouse=True)
-def test_algorithms():
+def register_test_algorithms():
     ALGORITHMS.load()
     names = {"interrupting-test": _Interrupting, "counting-test": _Counting, "trainer-test": _Trainer}
     for name, cls in names.items():
