@@ -82,6 +82,10 @@ class Registry(Generic[T]):
             return add(obj)
         return add
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests that register throw-away entries clean up with this)."""
+        self._entries.pop(name, None)
+
     # -- lookup ---------------------------------------------------------------------------
     def load(self, reload_entry_points: bool = False) -> None:
         """Import built-in modules and load entry points (once, unless asked to reload)."""

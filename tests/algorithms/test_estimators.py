@@ -406,4 +406,4 @@ def test_a_registered_estimator_is_usable_by_name():
         with pytest.raises(RegistryError, match="registered twice"):
             E.register_estimator("test_constant")(lambda steps: np.zeros(len(steps)))
     finally:
-        E.ESTIMATORS._entries.pop("test_constant")
+        E.ESTIMATORS.unregister("test_constant")

@@ -99,7 +99,7 @@ def register_test_algorithms():
         ALGORITHMS.register(name, cls, replace=True)
     yield
     for name in names:  # test-only algorithms must not leak into other tests (e.g. `siri-bench algos`)
-        ALGORITHMS._entries.pop(name, None)
+        ALGORITHMS.unregister(name)
 
 
 def test_an_interrupted_evaluation_resumes_without_redoing_episodes(tmp_path):
