@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +14,7 @@ import pytest
 
 from siri_bench.config import expand_runs, load_config
 from siri_bench.runner import execute_run, run_dir_for
+from tests.killing import sigkill_once_written
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "gigpo_alfworld_tiny.yaml"
@@ -40,13 +40,8 @@ def test_killed_run_resumes_with_no_rows_lost_or_duplicated(tmp_path):
 
     proc = subprocess.Popen(cli(out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     marker = run.path / "checkpoints" / "iter_000002" / "COMPLETE"
-    deadline = time.monotonic() + 240
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
-    assert marker.exists(), f"the run never wrote its second checkpoint: {err.decode()[-2000:]}"
+    err = sigkill_once_written(proc, marker, timeout_s=240)
+    assert marker.exists(), f"the run never wrote its second checkpoint: {err[-2000:]}"
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not run.is_done()
 

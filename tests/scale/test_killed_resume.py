@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -15,6 +14,7 @@ import pytest
 
 from siri_bench.config import expand_runs, load_config
 from siri_bench.runner import execute_run, run_dir_for
+from tests.killing import sigkill_once_written
 from tests.scale.test_data_parallel import assert_same_iteration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,16 +42,14 @@ def test_killed_two_process_run_resumes_with_no_rows_lost_or_duplicated(tmp_path
     run = run_dir_for(expand_runs(load_config(TINY, [f"output_dir={out}", *OVERRIDES]))[0])
     proc = subprocess.Popen(cli(out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     marker = run.path / "checkpoints" / "iter_000002" / "COMPLETE"
-    deadline = time.monotonic() + 300
     children: list[psutil.Process] = []
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+
+    def find_trainers() -> None:
         if len(children) < 2:
-            children = [c for c in psutil.Process(proc.pid).children(recursive=True) if _is_trainer(c)]
-        time.sleep(0.05)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
-    assert marker.exists(), f"the run never wrote its second checkpoint: {err.decode()[-2000:]}"
+            children[:] = [c for c in psutil.Process(proc.pid).children(recursive=True) if _is_trainer(c)]
+
+    err = sigkill_once_written(proc, marker, timeout_s=300, while_waiting=find_trainers)
+    assert marker.exists(), f"the run never wrote its second checkpoint: {err[-2000:]}"
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert len(children) == 2                              # the 2 trainer processes
     gone, alive = psutil.wait_procs(children, timeout=30)
