@@ -63,15 +63,13 @@ def two_sample_permutation_test(x: np.ndarray, y: np.ndarray, statistic: TwoSamp
         perm = statistic(pooled[first], pooled[second])
         return (observed, float(_at_least_as_extreme(perm, observed).mean()), f"exact ({len(first)} relabellings)",
                 _smallest_p(perm))
-    hits = 0
-    done = 0
-    while done < reps:
-        size = min(reps - done, max(1, 2_000_000 // n))
-        order = rng.permuted(np.tile(np.arange(n), (size, 1)), axis=1)
-        values = pooled[order]
-        hits += int(_at_least_as_extreme(statistic(values[:, :nx], values[:, nx:]), observed).sum())
-        done += size
-    return observed, (1 + hits) / (1 + reps), f"Monte-Carlo ({reps} relabellings)", 1.0 / (1 + reps)
+
+    def relabelled(size: int) -> np.ndarray:
+        values = pooled[rng.permuted(np.tile(np.arange(n), (size, 1)), axis=1)]
+        return statistic(values[:, :nx], values[:, nx:])
+
+    p = _monte_carlo_p(relabelled, n, reps, observed)
+    return observed, p, f"Monte-Carlo ({reps} relabellings)", 1.0 / (1 + reps)
 
 
 def signflip_test(d: np.ndarray, reps: int, rng: np.random.Generator) -> tuple[float, float, str, float]:
@@ -84,14 +82,24 @@ def signflip_test(d: np.ndarray, reps: int, rng: np.random.Generator) -> tuple[f
         perm = signs @ magnitude / n
         return (observed, float(_at_least_as_extreme(perm, observed).mean()), f"exact ({2**n} sign flips)",
                 _smallest_p(perm))
+
+    def flipped(size: int) -> np.ndarray:
+        return (rng.integers(0, 2, size=(size, n)) * 2.0 - 1.0) @ magnitude / n
+
+    p = _monte_carlo_p(flipped, n, reps, observed)
+    return observed, p, f"Monte-Carlo ({reps} sign flips)", 1.0 / (1 + reps)
+
+
+def _monte_carlo_p(draw: Callable[[int], np.ndarray], n: int, reps: int, observed: float) -> float:
+    """(1 + hits) / (1 + reps) over ``reps`` statistics drawn by ``draw(size)`` in chunks of at most
+    2,000,000 / n rows (bounded memory), hits being those at least as extreme as ``observed``."""
     hits = 0
     done = 0
     while done < reps:
         size = min(reps - done, max(1, 2_000_000 // n))
-        signs = rng.integers(0, 2, size=(size, n)) * 2.0 - 1.0
-        hits += int(_at_least_as_extreme(signs @ magnitude / n, observed).sum())
+        hits += int(_at_least_as_extreme(draw(size), observed).sum())
         done += size
-    return observed, (1 + hits) / (1 + reps), f"Monte-Carlo ({reps} sign flips)", 1.0 / (1 + reps)
+    return (1 + hits) / (1 + reps)
 
 
 def mean_difference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
